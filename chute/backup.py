@@ -1,0 +1,409 @@
+"""`chute put`: snapshot a file or tree into the repository.
+
+The walk (`os.scandir` + lstat, main thread) builds the tree in memory and
+decides per file whether its content must be read: a file whose size,
+mtime_ns, ctime_ns and inode equal its entry in the parent snapshot (the
+latest of the same mount) takes that entry's hash and chunk list unread.
+Files to read go to two worker threads in batches of several MiB; workers
+read, cut (FastCDC), hash (keyed BLAKE3 ids, SHA-256 of the file), compress
+and encrypt new chunks and append them to the blob. All of those release
+the GIL, so both cores work. When the walk is done, listings are built
+bottom-up and stored (an unchanged directory has the same id as before and
+costs nothing), then `index.json` commits the blob and the snapshot's
+triples go to the graph in one transaction.
+
+A file that changes while it is read (size, mtime or ctime differ after the
+read) is kept as read and reported; a file that cannot be read is left out
+and reported; either makes the snapshot "incomplete" (exit code 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chute import __version__
+from chute.chunking import MIN_SIZE, WHOLE_FILE_LIMIT
+from chute.crypto import T_DATA, T_TREE
+from chute.errors import UsageError
+from chute.excludes import ExcludeMatcher
+from chute.ids import ChunkId, SnapshotName, check_label, mount_label, timestamp_now
+from chute.repository import BlobIndex, BlobWriter, Repository
+from chute.tree import Entry, base_entry, decode_listing, encode_listing, read_xattrs, unchanged
+
+BATCH_BYTES = 8 << 20
+BATCH_FILES = 256
+STREAM_READ = 16 << 20
+MAX_IN_FLIGHT = 6
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class PutOptions:
+    """What to back up and how to label it."""
+
+    path: Path
+    domain: str
+    node: str
+    label: str | None = None
+    tags: tuple[str, ...] = ()
+    meta: dict[str, str] = field(default_factory=dict)
+    excludes: ExcludeMatcher | None = None
+    skip: frozenset[tuple[int, int]] = frozenset()  # (dev, ino) never to descend into
+    progress: Progress | None = None
+
+
+@dataclass
+class PutStats:
+    """What a put did."""
+
+    files: int = 0
+    dirs: int = 0
+    other: int = 0
+    files_read: int = 0
+    files_unchanged: int = 0
+    bytes_total: int = 0
+    bytes_read: int = 0
+    chunks_new: int = 0
+    trees_new: int = 0
+    stored_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "warnings"}
+
+
+@dataclass
+class _Dir:
+    """A directory during the walk: its entry and its children."""
+
+    entry: Entry
+    path: str
+    children: list[Entry | _Dir] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """The committed snapshot, its listings and what the put did."""
+
+    index: BlobIndex
+    listings: dict[ChunkId, bytes]
+    stats: PutStats
+
+
+class _Walker:
+    """Walk a tree, hand file contents to workers, build and store listings."""
+
+    def __init__(self, repo: Repository, writer: BlobWriter, opts: PutOptions) -> None:
+        self.repo = repo
+        self.writer = writer
+        self.opts = opts
+        self.index = repo.index()
+        self.stats = PutStats()
+        self.listings: dict[ChunkId, bytes] = {}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chute-put")
+        self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        self._futures: list[Future[None]] = []
+        self._batch: list[tuple[bytes, Entry]] = []
+        self._batch_bytes = 0
+        self._links: dict[tuple[int, int], Entry] = {}
+        self._link_entries: list[tuple[Entry, Entry]] = []
+        self._lock = threading.Lock()
+
+    # --- walking --------------------------------------------------------
+
+    def run(self, root: bytes, parent_root: ChunkId | None) -> ChunkId:
+        try:
+            st = os.stat(root)
+        except OSError as exc:
+            raise UsageError(f"cannot read {os.fsdecode(root)}: {exc.strerror}") from exc
+        name = os.path.basename(root.rstrip(b"/")) or b"-"
+        old = self._old_children(parent_root)
+        top = self._visit(root, os.fsdecode(name), st, "", old)
+        self._submit_batch()
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+        for entry, first in self._link_entries:
+            for key in ("sha256", "chunks", "sparse"):
+                if key in first:
+                    entry[key] = first[key]
+        root_children = [] if top is None else [top]
+        return self._store_listing(root_children)
+
+    def _old_children(self, tree: ChunkId | None) -> dict[str, Entry]:
+        if tree is None:
+            return {}
+        try:
+            listing = decode_listing(self.repo.read_tree(tree))
+        except Exception:  # noqa: BLE001 - a damaged parent only costs re-reading
+            return {}
+        return {e["name"]: e for e in listing}
+
+    def _visit(
+        self, path: bytes, name: str, st: os.stat_result, rel: str, old: dict[str, Entry]
+    ) -> Entry | _Dir | None:
+        entry = base_entry(name, st)
+        xattrs = read_xattrs(path)
+        if xattrs:
+            entry["xattrs"] = xattrs
+        kind = entry["type"]
+        prev = old.get(name)
+        if kind == "dir":
+            self.stats.dirs += 1
+            node = _Dir(entry, rel)
+            sub_old = self._old_children(ChunkId.from_hex(prev["tree"])) if (
+                prev and prev.get("type") == "dir" and "tree" in prev
+            ) else {}
+            self._walk_dir(path, node, sub_old)
+            return node
+        if kind == "symlink":
+            self.stats.other += 1
+            entry["target"] = os.fsdecode(os.readlink(path))
+            return entry
+        if kind != "file":
+            self.stats.other += 1
+            return entry
+        return self._visit_file(path, entry, st, rel, prev)
+
+    def _visit_file(
+        self, path: bytes, entry: Entry, st: os.stat_result, rel: str, prev: Entry | None
+    ) -> Entry:
+        self.stats.files += 1
+        self.stats.bytes_total += st.st_size
+        entry["size"] = st.st_size
+        if st.st_nlink > 1:
+            entry["nlink"] = st.st_nlink
+            first = self._links.get((st.st_dev, st.st_ino))
+            if first is not None:
+                entry["link"] = first["_path"]
+                self._link_entries.append((entry, first))
+                return entry
+            entry["_path"] = rel
+            self._links[(st.st_dev, st.st_ino)] = entry
+        if st.st_size > 0 and st.st_blocks * 512 < st.st_size:
+            entry["sparse"] = True
+        if unchanged(entry, prev):
+            assert prev is not None
+            entry["sha256"] = prev["sha256"]
+            entry["chunks"] = prev["chunks"]
+            self.stats.files_unchanged += 1
+            self._report()
+            return entry
+        self._batch.append((path, entry))
+        self._batch_bytes += st.st_size
+        if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
+            self._submit_batch()
+        return entry
+
+    def _walk_dir(self, path: bytes, node: _Dir, old: dict[str, Entry]) -> None:
+        try:
+            with os.scandir(path) as it:
+                items = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self._warn(f"cannot list {os.fsdecode(path)}: {exc.strerror}")
+            node.entry["_error"] = True
+            return
+        for item in items:
+            name = os.fsdecode(item.name)
+            rel = f"{node.path}/{name}" if node.path else name
+            try:
+                st = item.stat(follow_symlinks=False)
+            except OSError as exc:
+                self._warn(f"cannot stat {os.fsdecode(item.path)}: {exc.strerror}")
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if self.opts.excludes is not None and self.opts.excludes.excluded(rel, is_dir):
+                continue
+            if is_dir and (st.st_dev, st.st_ino) in self.opts.skip:
+                continue
+            child = self._visit(item.path, name, st, rel, old)
+            if child is not None:
+                node.children.append(child)
+
+    # --- file contents (worker threads) ---------------------------------
+
+    def _submit_batch(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        self._slots.acquire()
+        future = self._pool.submit(self._process_batch, batch)
+        future.add_done_callback(lambda _f: self._slots.release())
+        self._futures.append(future)
+
+    def _process_batch(self, batch: list[tuple[bytes, Entry]]) -> None:
+        for path, entry in batch:
+            try:
+                self._process_file(path, entry)
+            except OSError as exc:
+                entry["_error"] = True
+                self._warn(f"cannot read {os.fsdecode(path)}: {exc.strerror}")
+
+    def _process_file(self, path: bytes, entry: Entry) -> None:
+        sha = hashlib.sha256()
+        chunks: list[str] = []
+        size = 0
+        fd = _open_noatime(path)
+        try:
+            before = os.fstat(fd)
+            if before.st_size <= WHOLE_FILE_LIMIT:
+                data = _read_all(fd, before.st_size)
+                size = len(data)
+                sha.update(data)
+                for chunk in self.repo.chunker.cut(data):
+                    chunks.append(self._store_chunk(chunk))
+            else:
+                size = self._stream_file(fd, sha, chunks)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+            after.st_size,
+            after.st_mtime_ns,
+            after.st_ctime_ns,
+        ) or size != entry["size"]:
+            self._warn(f"{os.fsdecode(path)} changed while it was read; saved as read")
+            entry["size"] = size
+            entry["mtime"], entry["ctime"] = after.st_mtime_ns, after.st_ctime_ns
+        entry["sha256"] = sha.hexdigest()
+        entry["chunks"] = chunks
+        with self._lock:
+            self.stats.files_read += 1
+            self.stats.bytes_read += size
+        self._report()
+
+    def _stream_file(self, fd: int, sha: Any, chunks: list[str]) -> int:
+        pending = bytearray()
+        size = 0
+        while True:
+            block = os.read(fd, STREAM_READ)
+            size += len(block)
+            sha.update(block)
+            pending += block
+            final = not block
+            if len(pending) < 2 * STREAM_READ and not final:
+                continue
+            cut, used = self.repo.chunker.cut_stream_part(memoryview(pending), final)
+            for chunk in cut:
+                chunks.append(self._store_chunk(chunk))
+            del cut
+            del pending[:used]
+            if final:
+                return size
+
+    def _store_chunk(self, chunk: memoryview) -> str:
+        cid = self.repo.hasher.chunk_id(chunk)
+        if self.index.claim(cid):
+            envelope = self.writer.seal(T_DATA, cid, chunk, compress=True)
+            self.writer.append(T_DATA, cid, envelope)
+            with self._lock:
+                self.stats.chunks_new += 1
+        return cid.hex
+
+    # --- listings -------------------------------------------------------
+
+    def _store_listing(self, children: list[Entry | _Dir]) -> ChunkId:
+        entries: list[Entry] = []
+        for child in children:
+            if isinstance(child, _Dir):
+                if child.entry.get("_error") and not child.children:
+                    pass  # an unlistable directory is still recorded, empty
+                child.entry["tree"] = self._store_listing(child.children).hex
+                entry = child.entry
+            else:
+                entry = child
+            if entry.get("type") == "file" and entry.get("_error"):
+                continue
+            entries.append({k: v for k, v in entry.items() if not k.startswith("_")})
+        data = encode_listing(entries)
+        tid = self.repo.hasher.tree_id(data)
+        self.listings[tid] = data
+        if self.index.claim(tid):
+            self.writer.append(T_TREE, tid, self.writer.seal(T_TREE, tid, data, compress=True))
+            self.stats.trees_new += 1
+        return tid
+
+    def _warn(self, message: str) -> None:
+        with self._lock:
+            self.stats.warnings.append(message)
+
+    def _report(self) -> None:
+        if self.opts.progress is not None:
+            self.opts.progress(self.stats.files_read + self.stats.files_unchanged, self.stats.bytes_read)
+
+
+def _open_noatime(path: bytes) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        return os.open(path, os.O_RDONLY)  # O_NOATIME needs ownership
+
+
+def _read_all(fd: int, expected: int) -> bytes:
+    parts = []
+    want = max(expected, MIN_SIZE) + 1
+    while True:
+        block = os.read(fd, want)
+        if not block:
+            return b"".join(parts) if len(parts) != 1 else parts[0]
+        parts.append(block)
+
+
+def find_parent(repo: Repository, domain: str, node: str, mount: str) -> SnapshotName | None:
+    """Return the latest snapshot of the same mount, if any."""
+    same = [
+        s for s in repo.snapshots() if (s.domain, s.node, s.mount) == (domain, node, mount)
+    ]
+    return same[-1] if same else None
+
+
+def _free_name(repo: Repository, domain: str, node: str, mount: str) -> SnapshotName:
+    moment = time.time()
+    while True:
+        name = SnapshotName(domain, node, mount, timestamp_now(moment))
+        if next(iter(repo.store.list(name.path)), None) is None:
+            return name
+        moment += 1
+
+
+def put(repo: Repository, opts: PutOptions) -> PutResult:
+    """Take a snapshot of `opts.path`; return the committed blob index and stats."""
+    source = os.path.abspath(os.fspath(opts.path))
+    if not os.path.lexists(source):
+        raise UsageError(f"no such file or directory: {source}")
+    mount = check_label(opts.label) if opts.label else mount_label(source)
+    parent = find_parent(repo, opts.domain, opts.node, mount)
+    parent_root = repo.read_index(parent).root if parent else None
+    name = _free_name(repo, opts.domain, opts.node, mount)
+    started = time.time()
+    writer = BlobWriter(repo, name)
+    walker = _Walker(repo, writer, opts)
+    root = walker.run(os.fsencode(source), parent_root)
+    stats = walker.stats
+    stats.stored_bytes = writer.stored_bytes
+    meta = {
+        "tree": root.hex,
+        "source": source,
+        "tags": list(opts.tags),
+        "meta": dict(opts.meta),
+        "hostname": socket.gethostname(),
+        "started": started,
+        "ended": time.time(),
+        "version": __version__,
+        "stats": stats.as_dict(),
+    }
+    index = writer.commit(meta, parent)
+    return PutResult(index, walker.listings, stats)

@@ -1,0 +1,420 @@
+"""The repository: keys, blobs, windows and the chunk index.
+
+Layout in the store (what a storage peer holds):
+
+    config                                    public: format version, repository id, window size
+    keys/<id>                                 the master key, wrapped (see crypto)
+    <domain>/<node>/<mount>/<ts>/index.json   a blob's manifest, written last
+    <domain>/<node>/<mount>/<ts>/0/<n>/<m>    window m (n bytes each) of the blob's stream
+
+A blob's stream is the concatenation of the envelopes of the objects
+(data chunks and tree listings) that this snapshot stored first; objects
+already in the repository are referenced, not stored again. `index.json`
+holds the seed's public fields, the window size and each window's SHA-256,
+the blob's public random salt, and `sealed`: an envelope (under the blob's
+subkey) holding the object table (id, offset, length, type) and the
+snapshot's metadata (root tree, tags, free-form metadata, source path).
+
+The chunk index (id -> blob, offset, length, type) is the union of all
+object tables. It is cached per blob under the cache directory (a blob is
+immutable, so its table never goes stale) and rebuilt from the blobs for
+any blob without a cache entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import struct
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from chute.chunking import Chunker
+from chute.crypto import (
+    F_ZSTD,
+    SALT_SIZE,
+    T_DATA,
+    T_INDEX,
+    T_TREE,
+    BlobCipher,
+    IdHasher,
+    MasterKey,
+    Secret,
+    unwrap_key,
+    wrap_key,
+)
+from chute.errors import IntegrityError, NoRepository, NotFound, RepositoryExists, WrongKey
+from chute.ids import ChunkId, SnapshotName
+from chute.store.base import BlobStore
+
+FORMAT_VERSION = 1
+DEFAULT_WINDOW = 8 << 20
+RECORD = struct.Struct(">32sQIB")
+COMPRESS_MIN_GAIN = 0.97  # keep zstd output only when it saves at least 3%
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an object lives: its blob, offset and length in the blob's stream."""
+
+    blob: str
+    offset: int
+    length: int
+    otype: int
+
+
+class ChunkIndex:
+    """id -> Location for every object in the repository (thread-safe claims)."""
+
+    def __init__(self) -> None:
+        self._map: dict[bytes, tuple[int, int, int, int]] = {}
+        self._blobs: list[str] = []
+        self._blob_ids: dict[str, int] = {}
+        self._claimed: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __contains__(self, oid: ChunkId) -> bool:
+        return oid.raw in self._map
+
+    def add_table(self, blob: str, table: bytes) -> None:
+        """Add one blob's packed object table."""
+        number = self._blob_ids.setdefault(blob, len(self._blobs))
+        if number == len(self._blobs):
+            self._blobs.append(blob)
+        for raw, offset, length, otype in RECORD.iter_unpack(table):
+            self._map.setdefault(raw, (number, offset, length, otype))
+
+    def get(self, oid: ChunkId) -> Location:
+        """Return where an object is; NotFound if the repository lacks it."""
+        try:
+            number, offset, length, otype = self._map[oid.raw]
+        except KeyError:
+            raise NotFound(f"object {oid.hex[:16]} is not in the repository") from None
+        return Location(self._blobs[number], offset, length, otype)
+
+    def claim(self, oid: ChunkId) -> bool:
+        """Return True exactly once per id not yet stored: the caller stores it."""
+        if oid.raw in self._map:
+            return False
+        with self._lock:
+            if oid.raw in self._claimed:
+                return False
+            self._claimed.add(oid.raw)
+            return True
+
+
+def pack_table(records: list[tuple[bytes, int, int, int]]) -> bytes:
+    """Pack (id, offset, length, type) records."""
+    return b"".join(RECORD.pack(*r) for r in records)
+
+
+@dataclass(frozen=True)
+class BlobIndex:
+    """A blob's `index.json`: the public fields and the opened sealed part."""
+
+    name: SnapshotName
+    public: dict[str, Any]
+    meta: dict[str, Any]
+    table: bytes
+
+    @property
+    def root(self) -> ChunkId:
+        return ChunkId.from_hex(self.meta["tree"])
+
+
+class Repository:
+    """An opened repository: a store plus the master key."""
+
+    def __init__(self, store: BlobStore, key: MasterKey, config: dict[str, Any], cache: Path):
+        self.store = store
+        self.key = key
+        self.config = config
+        self.hasher: IdHasher = key.hasher()
+        self.chunker = Chunker(key.chunker_seed)
+        self.window = int(config.get("window", DEFAULT_WINDOW))
+        self.cache = cache
+        self._index: ChunkIndex | None = None
+        self._index_lock = threading.Lock()
+        self._windows: dict[str, int] = {}
+        self._ciphers: dict[str, BlobCipher] = {}
+
+    # --- creation and opening -------------------------------------------
+
+    @staticmethod
+    def init(store: BlobStore, secret: Secret, window: int = DEFAULT_WINDOW) -> str:
+        """Create a repository in an empty store; return its id."""
+        if store.exists("config"):
+            raise RepositoryExists(f"a repository already exists at {store.location}")
+        master = MasterKey.generate()
+        repo_id = uuid.uuid4().hex
+        config = {"version": FORMAT_VERSION, "id": repo_id, "window": window}
+        store.put(f"keys/{uuid.uuid4().hex[:16]}", wrap_key(master, secret))
+        store.put("config", json.dumps(config, indent=1).encode() + b"\n")
+        return repo_id
+
+    @staticmethod
+    def read_config(store: BlobStore) -> dict[str, Any]:
+        """Read the public config; NoRepository if there is none."""
+        try:
+            config = json.loads(store.get("config"))
+        except NotFound:
+            raise NoRepository(f"no repository at {store.location} (run `chute init`)") from None
+        except ValueError as exc:
+            raise IntegrityError("the repository config is damaged") from exc
+        if config.get("version") != FORMAT_VERSION:
+            raise IntegrityError(f"unsupported repository version {config.get('version')}")
+        return dict(config)
+
+    @classmethod
+    def open(cls, store: BlobStore, secret: Secret, cache_root: Path) -> Repository:
+        """Open a repository with a passphrase or key file."""
+        config = cls.read_config(store)
+        master = cls._unlock(store, secret)
+        return cls(store, master, config, cache_root / str(config["id"]))
+
+    @staticmethod
+    def _unlock(store: BlobStore, secret: Secret) -> MasterKey:
+        names = list(store.list("keys"))
+        if not names:
+            raise IntegrityError("the repository holds no key")
+        for name in names:
+            try:
+                return unwrap_key(store.get(name), secret)
+            except WrongKey:
+                continue
+        raise WrongKey("wrong key: neither the passphrase nor the key file opens this repository")
+
+    def add_key(self, secret: Secret) -> str:
+        """Store one more wrapped copy of the master key; return its name."""
+        name = f"keys/{uuid.uuid4().hex[:16]}"
+        self.store.put(name, wrap_key(self.key, secret))
+        return name
+
+    @property
+    def repo_id(self) -> str:
+        return str(self.config["id"])
+
+    # --- snapshots ------------------------------------------------------
+
+    def snapshots(self) -> list[SnapshotName]:
+        """Return the names of all complete snapshots (those with an index.json), sorted."""
+        names = []
+        for name in self.store.list():
+            if name.endswith("/index.json") and not name.startswith(("keys/", "locks/")):
+                names.append(SnapshotName.parse(name))
+        return sorted(names, key=lambda n: (n.timestamp, n.path))
+
+    def read_index(self, name: SnapshotName) -> BlobIndex:
+        """Read and open a blob's index.json."""
+        try:
+            public = json.loads(self.store.get(f"{name.path}/index.json"))
+            salt = base64.b64decode(public["salt"])
+            sealed = base64.b64decode(public["sealed"])
+        except NotFound:
+            raise NotFound(f"no snapshot {name.path}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"index of {name.path} is malformed") from exc
+        plain, _ = self.key.blob_cipher(salt).open(sealed, T_INDEX, name.path.encode())
+        try:
+            body = zstandard.ZstdDecompressor().decompress(plain)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"index of {name.path} is damaged") from exc
+        (meta_len,) = struct.unpack_from(">I", body)
+        meta = json.loads(body[4 : 4 + meta_len])
+        table = body[4 + meta_len :]
+        if len(table) % RECORD.size:
+            raise IntegrityError(f"object table of {name.path} is damaged")
+        return BlobIndex(name, public, meta, table)
+
+    # --- the chunk index ------------------------------------------------
+
+    def index(self) -> ChunkIndex:
+        """Return the chunk index, loading cached tables and reading new blobs."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = self._load_index()
+            return self._index
+
+    def _table_cache(self, name: SnapshotName) -> Path:
+        digest = hashlib.sha256(name.path.encode()).hexdigest()[:40]
+        return self.cache / "tables" / digest
+
+    def _load_index(self) -> ChunkIndex:
+        index = ChunkIndex()
+        for name in self.snapshots():
+            cached = self._table_cache(name)
+            try:
+                table = cached.read_bytes()
+            except FileNotFoundError:
+                table = self.read_index(name).table
+                self.remember_table(name, table)
+            index.add_table(name.path, table)
+        return index
+
+    def remember_table(self, name: SnapshotName, table: bytes) -> None:
+        """Cache a committed blob's object table (and add it to a loaded index)."""
+        path = self._table_cache(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(table)
+        os.replace(tmp, path)
+        if self._index is not None:
+            self._index.add_table(name.path, table)
+
+    # --- reading objects ------------------------------------------------
+
+    def read_stream(self, blob: str, offset: int, length: int, window: int) -> bytes:
+        """Read `length` bytes at `offset` of a blob's stream, across windows."""
+        parts = []
+        end = offset + length
+        while offset < end:
+            number, inner = divmod(offset, window)
+            take = min(end - offset, window - inner)
+            part = self.store.get(f"{blob}/0/{window}/{number}", inner, take)
+            if len(part) != take:
+                raise IntegrityError(f"window {number} of {blob} is truncated")
+            parts.append(part)
+            offset += take
+        return b"".join(parts)
+
+    def window_of(self, blob: str) -> int:
+        """Return the window size a blob was written with."""
+        if blob not in self._windows:
+            self._read_public(blob)
+        return self._windows[blob]
+
+    def _read_public(self, blob: str) -> None:
+        try:
+            public = json.loads(self.store.get(f"{blob}/index.json"))
+            self._windows[blob] = int(public["window"])
+            self._ciphers[blob] = self.key.blob_cipher(base64.b64decode(public["salt"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"index of {blob} is malformed") from exc
+
+    def read_object(self, oid: ChunkId, otype: int) -> bytes:
+        """Fetch, authenticate, decompress and verify one object."""
+        loc = self.index().get(oid)
+        if loc.otype != otype:
+            raise IntegrityError(f"object {oid.hex[:16]} has the wrong type")
+        envelope = self.read_stream(loc.blob, loc.offset, loc.length, self.window_of(loc.blob))
+        plain, flags = self._cipher_of(loc.blob).open(envelope, otype, oid.raw)
+        if flags & F_ZSTD:
+            plain = zstandard.ZstdDecompressor().decompress(plain)
+        check = self.hasher.chunk_id(plain) if otype == T_DATA else self.hasher.tree_id(plain)
+        if check != oid:
+            raise IntegrityError(f"object {oid.hex[:16]} does not match its id")
+        return plain
+
+    def _cipher_of(self, blob: str) -> BlobCipher:
+        if blob not in self._ciphers:
+            self._read_public(blob)
+        return self._ciphers[blob]
+
+    def read_tree(self, oid: ChunkId) -> bytes:
+        """Return a tree listing's canonical bytes."""
+        return self.read_object(oid, T_TREE)
+
+
+class BlobWriter:
+    """Append sealed objects to a new blob's stream; commit with index.json."""
+
+    def __init__(self, repo: Repository, name: SnapshotName) -> None:
+        self.repo = repo
+        self.name = name
+        self.salt = os.urandom(SALT_SIZE)
+        self.cipher: BlobCipher = repo.key.blob_cipher(self.salt)
+        self.window = repo.window
+        self._buffer = bytearray()
+        self._offset = 0
+        self._number = 0
+        self._window_hashes: list[str] = []
+        self._checksum = hashlib.sha256()
+        self._records: list[tuple[bytes, int, int, int]] = []
+        self._lock = threading.Lock()
+        self._compressor = threading.local()
+
+    def seal(self, otype: int, oid: ChunkId, plain: bytes | memoryview, compress: bool) -> bytes:
+        """Compress (where it pays) and encrypt one object; thread-safe."""
+        flags = 0
+        data: bytes | memoryview = plain
+        if compress:
+            packed = self._zstd().compress(plain)
+            if len(packed) < len(plain) * COMPRESS_MIN_GAIN:
+                data, flags = packed, F_ZSTD
+        return self.cipher.seal(otype, oid.raw, data, flags)
+
+    def _zstd(self) -> zstandard.ZstdCompressor:
+        comp = getattr(self._compressor, "c", None)
+        if comp is None:
+            comp = self._compressor.c = zstandard.ZstdCompressor(level=3)
+        return comp
+
+    def append(self, otype: int, oid: ChunkId, envelope: bytes) -> None:
+        """Add a sealed object to the stream, writing full windows as they fill."""
+        with self._lock:
+            self._records.append((oid.raw, self._offset, len(envelope), otype))
+            self._offset += len(envelope)
+            self._buffer += envelope
+            while len(self._buffer) >= self.window:
+                self._flush(self.window)
+
+    def _flush(self, size: int) -> None:
+        chunk = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        self._checksum.update(chunk)
+        self._window_hashes.append(hashlib.sha256(chunk).hexdigest())
+        self.repo.store.put(f"{self.name.path}/0/{self.window}/{self._number}", chunk)
+        self._number += 1
+
+    @property
+    def stored_bytes(self) -> int:
+        return self._offset
+
+    def commit(self, meta: dict[str, Any], parent: SnapshotName | None) -> BlobIndex:
+        """Write the last window, then index.json: the blob is complete."""
+        with self._lock:
+            if self._buffer:
+                self._flush(len(self._buffer))
+            table = pack_table(self._records)
+            meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+            body = struct.pack(">I", len(meta_bytes)) + meta_bytes + table
+            # Bound to the blob's name: an index copied under another name fails to open.
+            packed = zstandard.ZstdCompressor(level=3).compress(body)
+            sealed = self.cipher.seal_index(packed, self.name.path.encode())
+            public = {
+                "version": FORMAT_VERSION,
+                "domain": self.name.domain,
+                "node": self.name.node,
+                "mount": self.name.mount,
+                "timestamp": self.name.timestamp,
+                "parent": parent.path if parent else None,
+                "shards": self._number,
+                "size": self._offset,
+                "checksum": self._checksum.hexdigest(),
+                "encrypted": True,
+                "window": self.window,
+                "windows": self._window_hashes,
+                "salt": base64.b64encode(self.salt).decode(),
+                "sealed": base64.b64encode(sealed).decode(),
+            }
+            doc = json.dumps(public, indent=1).encode() + b"\n"
+            self.repo.store.put(f"{self.name.path}/index.json", doc)
+            self.repo.remember_table(self.name, table)
+            return BlobIndex(self.name, public, meta, table)
+
+
+def iter_table(table: bytes) -> Iterator[tuple[ChunkId, int, int, int]]:
+    """Yield (id, offset, length, type) from a packed object table."""
+    for raw, offset, length, otype in RECORD.iter_unpack(table):
+        yield ChunkId(raw), offset, length, otype

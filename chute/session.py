@@ -1,0 +1,129 @@
+"""Open what a command needs: the repository, the key, the graph.
+
+The plain functions here do the work of the CLI verbs, so the CLI only
+parses, calls and prints; the web app (and tests) call the same functions.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from chute.backup import PutOptions, PutResult, put
+from chute.config import Settings
+from chute.crypto import Secret
+from chute.errors import NotFound, TargetExists, UsageError
+from chute.graph import History
+from chute.ids import ChunkId, SnapshotName
+from chute.repository import BlobIndex, Repository
+from chute.restore import find_entry
+from chute.tree import Entry, decode_listing
+from chute.store.base import open_store
+
+
+def open_repository(settings: Settings, secret: Secret | None = None) -> Repository:
+    """Open the configured repository with the configured secret."""
+    store = open_store(settings.repo)
+    Repository.read_config(store)  # "no repository" comes before "no key"
+    return Repository.open(store, secret or settings.secret(), settings.cache_root())
+
+
+@contextmanager
+def history(settings: Settings, repo: Repository, sync: bool = True) -> Iterator[History]:
+    """Open the graph for a repository, synced with its committed snapshots."""
+    graph = History(settings.graph_path(repo.repo_id), settings.base_url)
+    try:
+        if sync:
+            graph.sync(repo)
+        yield graph
+    finally:
+        graph.close()
+
+
+def generate_key_file(path: Path) -> None:
+    """Write 64 random bytes to a new key file readable only by its owner."""
+    if path.exists():
+        raise TargetExists(f"key file {path} already exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(os.urandom(64))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def select_snapshot(repo: Repository, selector: str) -> SnapshotName:
+    """Resolve `latest`, a snapshot URI or blob path, or a unique timestamp or prefix."""
+    names = repo.snapshots()
+    if not names:
+        raise NotFound("the repository holds no snapshot yet")
+    if selector == "latest":
+        return names[-1]
+    if selector.startswith("latest:"):
+        mount = selector.split(":", 1)[1].strip("/")
+        same = [n for n in names if n.mount == mount or n.mount_path.strip("/") == mount]
+        if not same:
+            raise NotFound(f"no snapshot of mount {mount}")
+        return same[-1]
+    if "/" in selector:
+        wanted = SnapshotName.parse(selector)
+        if wanted in names:
+            return wanted
+        raise NotFound(f"no snapshot {wanted.path}")
+    found = [n for n in names if n.timestamp.startswith(selector)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise NotFound(f"no snapshot matches {selector!r}")
+    raise UsageError(f"{selector!r} matches {len(found)} snapshots; give the full name")
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    """A committed snapshot and how many triples it added to the graph."""
+
+    result: PutResult
+    uri: str
+    triples: int
+
+
+def take_snapshot(settings: Settings, repo: Repository, opts: PutOptions) -> PutOutcome:
+    """Run a put and record it in the graph."""
+    result = put(repo, opts)
+    with history(settings, repo, sync=False) as graph:
+        triples = graph.add_snapshot(repo, result.index, result.listings)
+        graph.sync(repo)  # snapshots an earlier, interrupted put committed
+    return PutOutcome(result, result.index.name.uri(settings.base_url), triples)
+
+
+def iter_entries(
+    repo: Repository, index: BlobIndex, subpath: str = ""
+) -> Iterator[tuple[str, Entry]]:
+    """Yield (path, entry) for everything at and below `subpath`, directory by directory."""
+    rel, entry = find_entry(repo, index, subpath)
+    if entry is not None:
+        yield rel, entry
+        if entry["type"] != "dir":
+            return
+        tree = ChunkId.from_hex(entry["tree"])
+    else:
+        tree = index.root
+    stack = [(rel, tree)]
+    while stack:
+        base, tree = stack.pop()
+        children = []
+        for child in decode_listing(repo.read_tree(tree)):
+            path = f"{base}/{child['name']}" if base else child["name"]
+            yield path, child
+            if child["type"] == "dir":
+                children.append((path, ChunkId.from_hex(child["tree"])))
+        stack.extend(reversed(children))
+
+
+def read_snapshot(repo: Repository, selector: str) -> BlobIndex:
+    """Select a snapshot and read its index."""
+    return repo.read_index(select_snapshot(repo, selector))

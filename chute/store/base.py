@@ -1,0 +1,72 @@
+"""The blob store contract.
+
+Names are `/`-separated segments of `[A-Za-z0-9._~%-]`, never `.` or `..`,
+never empty, never absolute: checked here before any backend touches a disk
+or a URL. Objects are immutable: writing different bytes under an existing
+name is a `BlobConflict` unless the caller asks to `replace` (only small
+mutable control objects such as locks do). A write is atomic: a reader sees
+the whole object or none.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+from chute.errors import UsageError
+
+_SEGMENT = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._~%-]{1,255}$")
+MAX_NAME = 1024
+
+
+def check_name(name: str) -> str:
+    """Return `name` if it is a valid object name; raise UsageError otherwise."""
+    if not name or len(name) > MAX_NAME or name.startswith("/") or name.endswith("/"):
+        raise UsageError(f"invalid object name: {name!r}")
+    for segment in name.split("/"):
+        if not _SEGMENT.match(segment):
+            raise UsageError(f"invalid object name: {name!r}")
+    return name
+
+
+class BlobStore(ABC):
+    """Named, immutable byte objects."""
+
+    location: str
+
+    @abstractmethod
+    def put(self, name: str, data: bytes | memoryview, replace: bool = False) -> None:
+        """Store `data` under `name` atomically and durably."""
+
+    @abstractmethod
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Return the object's bytes (a range of them); NotFound if absent."""
+
+    @abstractmethod
+    def size(self, name: str) -> int | None:
+        """Return the object's size, or None if it does not exist."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield the names of all objects under `prefix` (recursively), sorted."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove an object (no error if it is already gone)."""
+
+    def exists(self, name: str) -> bool:
+        """Tell whether an object exists."""
+        return self.size(name) is not None
+
+
+def open_store(location: str) -> BlobStore:
+    """Open the store at `location` (a directory path or `file://` URL)."""
+    from chute.store.local import LocalStore
+
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    if "://" in location:
+        raise UsageError(f"unsupported repository location: {location}")
+    return LocalStore(Path(location).expanduser())

@@ -1,0 +1,117 @@
+"""The local directory backend.
+
+Writes go to `.tmp/` inside the store, are fsync'd, then linked into place
+(`os.link` fails if the name exists, so two writers can never overwrite each
+other's object) and the directory is fsync'd. A crash leaves at most a file
+in `.tmp/`, which is never listed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from chute.errors import BlobConflict, NotFound, StorageError
+from chute.store.base import BlobStore, check_name
+
+TMP = ".tmp"
+
+
+def _storage_error(exc: OSError, what: str) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"{what}: no space left on device")
+    return StorageError(f"{what}: {exc.strerror or exc}")
+
+
+class LocalStore(BlobStore):
+    """Objects as files under one directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = str(root)
+
+    def _path(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def put(self, name: str, data: bytes | memoryview, replace: bool = False) -> None:
+        path = self._path(name)
+        tmpdir = self.root / TMP
+        tmp = tmpdir / uuid.uuid4().hex
+        try:
+            tmpdir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if replace:
+                os.replace(tmp, path)
+            else:
+                self._link_new(tmp, path, data)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise _storage_error(exc, f"cannot write {name}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _link_new(self, tmp: Path, path: Path, data: bytes | memoryview) -> None:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if path.read_bytes() != bytes(data):
+                raise BlobConflict(f"{path.relative_to(self.root)} exists with other bytes") from None
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._path(name)
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                if length is None:
+                    handle.seek(offset)
+                    return handle.read()
+                return os.pread(handle.fileno(), length, offset)
+        except FileNotFoundError:
+            raise NotFound(f"no object {name}") from None
+        except OSError as exc:
+            raise _storage_error(exc, f"cannot read {name}") from exc
+
+    def size(self, name: str) -> int | None:
+        try:
+            return self._path(name).stat().st_size
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        start = self._path(prefix) if prefix else self.root
+        if not start.is_dir():
+            return
+        names: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            if Path(dirpath) == self.root:
+                dirnames[:] = [d for d in dirnames if d != TMP]
+            rel = os.path.relpath(dirpath, self.root)
+            for filename in filenames:
+                names.append(filename if rel == "." else f"{rel}/{filename}")
+        yield from sorted(names)
+
+    def delete(self, name: str) -> None:
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc, f"cannot delete {name}") from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
