@@ -119,6 +119,7 @@ class _Walker:
         self._links: dict[tuple[int, int], Entry] = {}
         self._link_entries: list[tuple[Entry, Entry]] = []
         self._lock = threading.Lock()
+        self._strip = 0
 
     # --- walking --------------------------------------------------------
 
@@ -129,7 +130,9 @@ class _Walker:
             raise UsageError(f"cannot read {os.fsdecode(root)}: {exc.strerror}") from exc
         name = os.path.basename(root.rstrip(b"/")) or b"-"
         old = self._old_children(parent_root)
-        top = self._visit(root, os.fsdecode(name), st, "", old)
+        top_name = os.fsdecode(name)
+        self._strip = len(top_name) + 1
+        top = self._visit(root, top_name, st, top_name, old)
         self._submit_batch()
         try:
             for future in self._futures:
@@ -225,7 +228,8 @@ class _Walker:
                 self._warn(f"cannot stat {os.fsdecode(item.path)}: {exc.strerror}")
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
-            if self.opts.excludes is not None and self.opts.excludes.excluded(rel, is_dir):
+            excludes = self.opts.excludes
+            if excludes is not None and excludes.excluded(rel[self._strip :], is_dir):
                 continue
             if is_dir and (st.st_dev, st.st_ino) in self.opts.skip:
                 continue
@@ -286,7 +290,7 @@ class _Walker:
         self._report()
 
     def _stream_file(self, fd: int, sha: Any, chunks: list[str]) -> int:
-        pending = bytearray()
+        pending = b""
         size = 0
         while True:
             block = os.read(fd, STREAM_READ)
@@ -297,10 +301,8 @@ class _Walker:
             if len(pending) < 2 * STREAM_READ and not final:
                 continue
             cut, used = self.repo.chunker.cut_stream_part(memoryview(pending), final)
-            for chunk in cut:
-                chunks.append(self._store_chunk(chunk))
-            del cut
-            del pending[:used]
+            chunks.extend(self._store_chunk(chunk) for chunk in cut)
+            pending = pending[used:]
             if final:
                 return size
 

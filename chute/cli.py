@@ -294,8 +294,10 @@ def _snapshot_json(index: Any, base: str) -> dict[str, Any]:
 @click.option("--format", "fmt", default="table",
               type=click.Choice(["table", "json", "csv", "tsv", "xml", "turtle", "ntriples"]),
               help="Result format.")
+@click.option("--bind", "binds", multiple=True, metavar="VAR=VALUE",
+              help="Bind ?VAR to a string, or to an IRI written <...> (repeatable).")
 @common
-def query(c: Ctx, text: str | None, file: Any, fmt: str) -> None:
+def query(c: Ctx, text: str | None, file: Any, fmt: str, binds: tuple[str, ...]) -> None:
     """Run a SPARQL query over the whole history (standard prefixes pre-bound)."""
     from chute import output
     from chute.session import history
@@ -305,7 +307,18 @@ def query(c: Ctx, text: str | None, file: Any, fmt: str) -> None:
     sparql = text if text is not None else file.read()
     repo = c.repo()
     with history(c.settings, repo) as graph:
-        click.echo(output.query_result(graph.query_native(sparql), fmt).rstrip("\n"))
+        result = graph.query_native(sparql, _bindings(binds))
+        click.echo(output.query_result(result, fmt).rstrip("\n"))
+
+
+def _bindings(binds: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for item in binds:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageError(f"--bind wants VAR=VALUE, got {item!r}")
+        pairs[name] = value
+    return pairs
 
 
 @cli.group()

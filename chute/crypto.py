@@ -186,7 +186,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def _unb64(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError("not a base64 string")
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
@@ -200,13 +202,17 @@ def passphrase_kdf() -> dict[str, Any]:
 def _derive_kek(kdf: dict[str, Any], salt: bytes, secret: bytes) -> bytes:
     name = kdf.get("name")
     if name == "argon2id":
-        return Argon2id(
-            salt=salt,
-            length=32,
-            iterations=int(kdf["iterations"]),
-            lanes=int(kdf["lanes"]),
-            memory_cost=int(kdf["memory_kib"]),
-        ).derive(secret)
+        try:
+            argon = Argon2id(
+                salt=salt,
+                length=32,
+                iterations=int(kdf["iterations"]),
+                lanes=int(kdf["lanes"]),
+                memory_cost=int(kdf["memory_kib"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError("a key object has invalid KDF parameters") from exc
+        return argon.derive(secret)
     if name == "hkdf-sha256":
         return _hkdf(secret, b"chute v1 keyfile", salt=salt)
     raise IntegrityError(f"unknown key derivation {name!r}")
@@ -261,6 +267,8 @@ def unwrap_key(blob: bytes, secret: Secret) -> MasterKey:
         doc = json.loads(blob)
         kdf = doc["kdf"]
         salt, nonce, data = (_unb64(doc[k]) for k in ("salt", "nonce", "data"))
+        if not isinstance(kdf, dict) or len(nonce) != 12:
+            raise ValueError("bad kdf or nonce")
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError("a key object is malformed") from exc
     wants_passphrase = kdf.get("name") == "argon2id"

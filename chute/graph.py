@@ -21,6 +21,7 @@ and `rebuild` recreates it from the blobs and the key alone.
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -107,6 +108,7 @@ class History:
     def close(self) -> None:
         """Flush and release the store (and its lock)."""
         self.store.flush()
+        self.graph.close()  # drops oxrdflib's reference to the store
         del self.graph
         del self.store
 
@@ -119,8 +121,15 @@ class History:
         except SyntaxError as exc:
             raise UsageError(f"SPARQL syntax error: {exc}") from exc
 
-    def query_native(self, text: str) -> ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples:
-        """Run a SPARQL query on Oxigraph directly (for serialising results)."""
+    def query_native(
+        self, text: str, bindings: dict[str, str] | None = None
+    ) -> ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples:
+        """Run a SPARQL query on Oxigraph directly (for serialising results).
+
+        `bindings` pre-bind variables: a value written `<...>` is an IRI,
+        anything else a plain string literal.
+        """
+        text = bind_variables(text, bindings or {})
         try:
             return self.store.query(text, prefixes=PREFIXES)
         except SyntaxError as exc:
@@ -158,6 +167,45 @@ class History:
                 self.add_snapshot(repo, repo.read_index(name))
                 added.append(name)
         return added
+
+
+_TOKENS = re.compile(
+    r"""(?P<skip>"{3}.*?"{3}|'{3}.*?'{3}|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
+    r"""|<[^<>"{}|^`\\\s]*>|\#[^\n]*)|(?P<var>[?$][A-Za-z_][A-Za-z0-9_]*)""",
+    re.DOTALL,
+)
+
+
+def bind_variables(text: str, bindings: dict[str, str]) -> str:
+    """Replace `?name` by a constant in a query (outside strings, IRIs and comments).
+
+    A value written `<...>` becomes an IRI, anything else a string literal.
+    """
+    if not bindings:
+        return text
+    terms = {}
+    for name, value in bindings.items():
+        if value[:1] == "<" and value[-1:] == ">":
+            try:
+                terms[name] = str(_n(value[1:-1]))
+            except ValueError as exc:
+                raise UsageError(f"bad IRI for ?{name}: {value}") from exc
+        else:
+            terms[name] = str(ox.Literal(value))
+    used: set[str] = set()
+
+    def swap(match: re.Match[str]) -> str:
+        var = match.group("var")
+        if var and var[1:] in terms:
+            used.add(var[1:])
+            return terms[var[1:]]
+        return match.group(0)
+
+    result = _TOKENS.sub(swap, text)
+    unused = set(terms) - used
+    if unused:
+        raise UsageError(f"the query has no variable ?{sorted(unused)[0]} to bind")
+    return result
 
 
 def rebuild(path: Path, base: str, repo: Repository) -> tuple[History, list[SnapshotName]]:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from chute.errors import UsageError
 
-_SEGMENT = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._~%-]{1,255}$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "a\n" in.
+_SEGMENT = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._~%-]{1,255}\Z")
 MAX_NAME = 1024
 
 
@@ -29,6 +30,12 @@ def check_name(name: str) -> str:
         if not _SEGMENT.match(segment):
             raise UsageError(f"invalid object name: {name!r}")
     return name
+
+
+def check_range(offset: int, length: int | None) -> None:
+    """Raise UsageError for a negative offset or length (a caller's bug, not an I/O error)."""
+    if offset < 0 or (length is not None and length < 0):
+        raise UsageError(f"invalid byte range: offset {offset}, length {length}")
 
 
 class BlobStore(ABC):

@@ -3,19 +3,23 @@
 Writes go to `.tmp/` inside the store, are fsync'd, then linked into place
 (`os.link` fails if the name exists, so two writers can never overwrite each
 other's object) and the directory is fsync'd. A crash leaves at most a file
-in `.tmp/`, which is never listed.
+in `.tmp/`, which is never listed; names whose first segment is `.tmp` are
+refused, so no object can reach that area.
+
+A directory is not an object: `d` is absent while only `d/f` exists.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from chute.errors import BlobConflict, NotFound, StorageError
-from chute.store.base import BlobStore, check_name
+from chute.errors import BlobConflict, NotFound, StorageError, UsageError
+from chute.store.base import BlobStore, check_name, check_range
 
 TMP = ".tmp"
 
@@ -34,7 +38,9 @@ class LocalStore(BlobStore):
         self.location = str(root)
 
     def _path(self, name: str) -> Path:
-        return self.root / check_name(name)
+        if check_name(name).split("/", 1)[0] == TMP:
+            raise UsageError(f"invalid object name: {name!r} ({TMP} is reserved)")
+        return self.root / name
 
     def put(self, name: str, data: bytes | memoryview, replace: bool = False) -> None:
         path = self._path(name)
@@ -66,28 +72,32 @@ class LocalStore(BlobStore):
             os.link(tmp, path)
         except FileExistsError:
             if path.read_bytes() != bytes(data):
-                raise BlobConflict(f"{path.relative_to(self.root)} exists with other bytes") from None
+                name = path.relative_to(self.root)
+                raise BlobConflict(f"{name} exists with other bytes") from None
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(name)
+        check_range(offset, length)
         try:
             with open(path, "rb", buffering=0) as handle:
                 if length is None:
                     handle.seek(offset)
                     return handle.read()
                 return os.pread(handle.fileno(), length, offset)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound(f"no object {name}") from None
         except OSError as exc:
             raise _storage_error(exc, f"cannot read {name}") from exc
 
     def size(self, name: str) -> int | None:
+        path = self._path(name)
         try:
-            return self._path(name).stat().st_size
-        except FileNotFoundError:
+            info = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        except NotADirectoryError:
-            return None
+        except OSError as exc:
+            raise _storage_error(exc, f"cannot stat {name}") from exc
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     def list(self, prefix: str = "") -> Iterator[str]:
         start = self._path(prefix) if prefix else self.root
@@ -103,8 +113,11 @@ class LocalStore(BlobStore):
         yield from sorted(names)
 
     def delete(self, name: str) -> None:
+        path = self._path(name)
         try:
-            self._path(name).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+        except (NotADirectoryError, IsADirectoryError):
+            pass  # no object by that name: a file is in its path, or it is a directory
         except OSError as exc:
             raise _storage_error(exc, f"cannot delete {name}") from exc
 

@@ -1,0 +1,134 @@
+"""The history graph: queries from the shell, SHACL conformance, rebuild."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pyshacl
+import pytest
+from conftest import ROOT, Run
+from rdflib import Graph
+from treeutil import make_every_kind_tree
+
+QUERIES = ROOT / "examples" / "queries"
+
+
+@pytest.fixture
+def two_snapshots(tmp_path: Path, chute: Callable[..., Run], repo_ready: None) -> list[str]:
+    src = tmp_path / "docs"
+    (src / "sub").mkdir(parents=True)
+    (src / "keep.txt").write_text("same\n")
+    (src / "grow.txt").write_text("small\n")
+    (src / "gone.txt").write_text("bye\n")
+    os.utime(src / "grow.txt", ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    first = chute("put", str(src)).out.strip()
+    (src / "grow.txt").write_text("much bigger now\n" * 10)
+    (src / "gone.txt").unlink()
+    (src / "sub" / "new.txt").write_text("hello\n")
+    second = chute("put", str(src)).out.strip()
+    return [first, second]
+
+
+def _csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_every_version_of_a_path(chute: Callable[..., Run], two_snapshots: list[str]) -> None:
+    out = chute("query", "-f", str(QUERIES / "versions-of-path.rq"), "--bind",
+                "path=docs/grow.txt", "--format", "csv").out
+    rows = _csv(out)
+    assert [r["snapshot"] for r in rows] == two_snapshots
+    assert [int(r["size"]) for r in rows] == [6, 160]
+    assert rows[0]["modified"].startswith("2023-11-14T22:13:20")
+
+
+def test_unchanged_file_is_one_node_in_both_snapshots(
+    chute: Callable[..., Run], two_snapshots: list[str]
+) -> None:
+    out = chute("query", "-f", str(QUERIES / "versions-of-path.rq"), "--bind",
+                "path=docs/keep.txt", "--format", "json").out
+    bindings = json.loads(out)["results"]["bindings"]
+    assert [b["snapshot"]["value"] for b in bindings] == two_snapshots
+    assert len({b["sha256"]["value"] for b in bindings}) == 1
+
+
+def test_files_changed_between_two_snapshots(
+    chute: Callable[..., Run], two_snapshots: list[str]
+) -> None:
+    old, new = two_snapshots
+    out = chute("query", "-f", str(QUERIES / "changed-between.rq"), "--bind", f"old=<{old}>",
+                "--bind", f"new=<{new}>", "--format", "csv").out
+    rows = {(r["path"], r["change"], r["oldSize"], r["newSize"]) for r in _csv(out)}
+    assert rows == {
+        ("docs/gone.txt", "deleted", "4", ""),
+        ("docs/grow.txt", "changed", "6", "160"),
+        ("docs/sub/new.txt", "added", "", "6"),
+    }
+
+
+@pytest.mark.parametrize("fmt,marker", [("table", "(1 row)"), ("json", '"head"'),
+                                        ("tsv", "?n"), ("xml", "<sparql"), ("csv", "n\r\n")])
+def test_query_formats(chute: Callable[..., Run], two_snapshots: list[str], fmt: str,
+                       marker: str) -> None:
+    out = chute("query", "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }",
+                "--format", fmt).out
+    assert marker in out and "2" in out
+
+
+def test_construct_as_turtle(chute: Callable[..., Run], two_snapshots: list[str]) -> None:
+    out = chute("query", "CONSTRUCT { ?s chute:tag ?t } WHERE { ?s a chute:Snapshot ; "
+                "chute:timestamp ?t }", "--format", "turtle").out
+    g = Graph().parse(data=out, format="turtle")
+    assert len(g) == 2
+
+
+def test_syntax_error_is_one_line(chute: Callable[..., Run], two_snapshots: list[str]) -> None:
+    result = chute("query", "SELEKT nothing", ok=False)
+    assert result.code == 2 and result.err.count("\n") == 1 and "SPARQL" in result.err
+
+
+def _export(chute: Callable[..., Run]) -> Graph:
+    out = chute("query", "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", "--format", "ntriples").out
+    return Graph().parse(data=out, format="nt")
+
+
+def test_snapshot_graphs_conform_to_shapes(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None
+) -> None:
+    src = tmp_path / "all"
+    make_every_kind_tree(src)
+    chute("put", "--tag", "t1", "--meta", "k=v", str(src))
+    (src / "extra.txt").write_text("more")
+    chute("put", str(src))
+    data = _export(chute)
+    shapes = Graph().parse(ROOT / "ontology" / "shapes.ttl")
+    ontology = Graph().parse(ROOT / "ontology" / "chute.ttl")
+    conforms, _, report = pyshacl.validate(data, shacl_graph=shapes, ont_graph=ontology,
+                                           inference="rdfs")
+    assert conforms, report
+
+
+def test_graph_rebuild_recreates_the_same_graph(
+    chute: Callable[..., Run], two_snapshots: list[str], isolated_home: Path
+) -> None:
+    before = _export(chute)
+    out = chute("graph", "rebuild").out
+    assert "2 snapshots" in out
+    after = _export(chute)
+    assert len(before) == len(after) and before.isomorphic(after)
+
+
+def test_graph_heals_after_it_is_deleted(
+    chute: Callable[..., Run], two_snapshots: list[str], isolated_home: Path
+) -> None:
+    import shutil
+
+    shutil.rmtree(isolated_home / "data" / "chute" / "graph")
+    out = chute("query", "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }",
+                "--format", "csv").out
+    assert out.split() == ["n", "2"]
