@@ -151,7 +151,7 @@ class _Walker:
             return {}
         try:
             listing = decode_listing(self.repo.read_tree(tree))
-        except Exception:  # noqa: BLE001 - a damaged parent only costs re-reading
+        except Exception:
             return {}
         return {e["name"]: e for e in listing}
 
@@ -167,9 +167,11 @@ class _Walker:
         if kind == "dir":
             self.stats.dirs += 1
             node = _Dir(entry, rel)
-            sub_old = self._old_children(ChunkId.from_hex(prev["tree"])) if (
-                prev and prev.get("type") == "dir" and "tree" in prev
-            ) else {}
+            sub_old = (
+                self._old_children(ChunkId.from_hex(prev["tree"]))
+                if (prev and prev.get("type") == "dir" and "tree" in prev)
+                else {}
+            )
             self._walk_dir(path, node, sub_old)
             return node
         if kind == "symlink":
@@ -344,7 +346,9 @@ class _Walker:
 
     def _report(self) -> None:
         if self.opts.progress is not None:
-            self.opts.progress(self.stats.files_read + self.stats.files_unchanged, self.stats.bytes_read)
+            self.opts.progress(
+                self.stats.files_read + self.stats.files_unchanged, self.stats.bytes_read
+            )
 
 
 def _open_noatime(path: bytes) -> int:
@@ -355,7 +359,7 @@ def _open_noatime(path: bytes) -> int:
 
 
 def _read_all(fd: int, expected: int) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     want = max(expected, MIN_SIZE) + 1
     while True:
         block = os.read(fd, want)
@@ -366,9 +370,7 @@ def _read_all(fd: int, expected: int) -> bytes:
 
 def find_parent(repo: Repository, domain: str, node: str, mount: str) -> SnapshotName | None:
     """Return the latest snapshot of the same mount, if any."""
-    same = [
-        s for s in repo.snapshots() if (s.domain, s.node, s.mount) == (domain, node, mount)
-    ]
+    same = [s for s in repo.snapshots() if (s.domain, s.node, s.mount) == (domain, node, mount)]
     return same[-1] if same else None
 
 

@@ -46,12 +46,18 @@ class Ctx:
 _COMMON = (
     click.option("--repo", metavar="LOCATION", help="Repository (env CHUTE_REPO)."),
     click.option("--key-file", type=click.Path(dir_okay=False), help="Key file or key device."),
-    click.option("--password-file", type=click.Path(dir_okay=False),
-                 help="File whose first line is the passphrase."),
+    click.option(
+        "--password-file",
+        type=click.Path(dir_okay=False),
+        help="File whose first line is the passphrase.",
+    ),
     click.option("--domain", help="This node's domain (env CHUTE_DOMAIN)."),
     click.option("--node", help="This node's name (env CHUTE_NODE)."),
-    click.option("--vars-file", type=click.Path(dir_okay=False),
-                 help="Shell file of CHUTE_* variables, sourced by bash."),
+    click.option(
+        "--vars-file",
+        type=click.Path(dir_okay=False),
+        help="Shell file of CHUTE_* variables, sourced by bash.",
+    ),
 )
 _COMMON_NAMES = ("repo", "key_file", "password_file", "domain", "node", "vars_file")
 
@@ -106,7 +112,11 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] 
 
 
 @cli.command(epilog=EPILOG)
-@click.option("--generate-key", is_flag=True, help="Make a new random key file (at --key-file or the default place).")
+@click.option(
+    "--generate-key",
+    is_flag=True,
+    help="Make a new random key file (at --key-file or the default place).",
+)
 @click.option("--exist-ok", is_flag=True, help="Succeed quietly if the repository exists.")
 @common
 def init(c: Ctx, generate_key: bool, exist_ok: bool) -> None:
@@ -148,14 +158,24 @@ def init(c: Ctx, generate_key: bool, exist_ok: bool) -> None:
 @cli.command(epilog=EPILOG)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--exclude", "-e", multiple=True, metavar="PATTERN", help="gitignore-style pattern.")
-@click.option("--exclude-file", multiple=True, type=click.Path(dir_okay=False), help="File of patterns.")
+@click.option(
+    "--exclude-file", multiple=True, type=click.Path(dir_okay=False), help="File of patterns."
+)
 @click.option("--tag", multiple=True, help="Tag the snapshot (repeatable).")
 @click.option("--label", help="Opaque mount label for the blob name instead of the path.")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Free-form snapshot metadata.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @common
-def put(c: Ctx, paths: tuple[str, ...], exclude: tuple[str, ...], exclude_file: tuple[str, ...],
-        tag: tuple[str, ...], label: str | None, meta: tuple[str, ...], as_json: bool) -> None:
+def put(
+    c: Ctx,
+    paths: tuple[str, ...],
+    exclude: tuple[str, ...],
+    exclude_file: tuple[str, ...],
+    tag: tuple[str, ...],
+    label: str | None,
+    meta: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Snapshot files or trees (one snapshot per PATH)."""
     from chute.backup import PutOptions
     from chute.excludes import ExcludeMatcher
@@ -179,7 +199,9 @@ def put(c: Ctx, paths: tuple[str, ...], exclude: tuple[str, ...], exclude_file: 
     summaries = []
     incomplete = False
     for path in paths:
-        opts = PutOptions(Path(path), settings.domain, settings.node, label, tag, pairs, matcher, skip)
+        opts = PutOptions(
+            Path(path), settings.domain, settings.node, label, tag, pairs, matcher, skip
+        )
         with _progress(not as_json, "put") as progress:
             opts.progress = progress
             outcome = take_snapshot(settings, repo, opts)
@@ -187,9 +209,15 @@ def put(c: Ctx, paths: tuple[str, ...], exclude: tuple[str, ...], exclude_file: 
         for warning in stats.warnings:
             click.echo(f"warning: {warning}", err=True)
         incomplete = incomplete or bool(stats.warnings)
-        summaries.append({"uri": outcome.uri, "snapshot": outcome.result.index.name.path,
-                          "triples_added": outcome.triples, "warnings": stats.warnings,
-                          **stats.as_dict()})
+        summaries.append(
+            {
+                "uri": outcome.uri,
+                "snapshot": outcome.result.index.name.path,
+                "triples_added": outcome.triples,
+                "warnings": stats.warnings,
+                **stats.as_dict(),
+            }
+        )
         if not as_json:
             click.echo(outcome.uri)
     if as_json:
@@ -213,7 +241,13 @@ def _own_dirs(settings: Any, repo: Any) -> frozenset[tuple[int, int]]:
 @cli.command(epilog=EPILOG)
 @click.argument("snapshot")
 @click.argument("path", required=False, default="")
-@click.option("--target", "-t", required=True, type=click.Path(file_okay=False), help="Directory to restore into (new or empty).")
+@click.option(
+    "--target",
+    "-t",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to restore into (new or empty).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @common
 def get(c: Ctx, snapshot: str, path: str, target: str, as_json: bool) -> None:
@@ -227,20 +261,35 @@ def get(c: Ctx, snapshot: str, path: str, target: str, as_json: bool) -> None:
         stats = restore(repo, index, Path(target), path, progress)
     for warning in stats.warnings:
         click.echo(f"warning: {warning}", err=True)
-    summary = {"snapshot": index.name.path, "target": target, "files": stats.files,
-               "dirs": stats.dirs, "hardlinks": stats.links, "other": stats.other,
-               "bytes": stats.bytes, "warnings": stats.warnings}
+    summary = {
+        "snapshot": index.name.path,
+        "target": target,
+        "files": stats.files,
+        "dirs": stats.dirs,
+        "hardlinks": stats.links,
+        "other": stats.other,
+        "bytes": stats.bytes,
+        "warnings": stats.warnings,
+    }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(f"restored {stats.files} files, {stats.dirs} dirs ({stats.bytes} bytes) to {target}")
+        click.echo(
+            f"restored {stats.files} files, {stats.dirs} dirs ({stats.bytes} bytes) to {target}"
+        )
 
 
 @cli.command(epilog=EPILOG)
 @click.argument("snapshot", required=False)
 @click.argument("path", required=False, default="")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--format", "fmt", type=click.Choice(["text", "mtree"]), default="text", help="Entry list format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mtree"]),
+    default="text",
+    help="Entry list format.",
+)
 @common
 def ls(c: Ctx, snapshot: str | None, path: str, as_json: bool, fmt: str) -> None:
     """List snapshots, or the entries of SNAPSHOT under PATH."""
@@ -253,10 +302,22 @@ def ls(c: Ctx, snapshot: str | None, path: str, as_json: bool, fmt: str) -> None
         if as_json:
             click.echo(output.dumps(rows))
             return
-        click.echo(output.table(
-            ["timestamp", "mount", "files", "size", "tags", "uri"],
-            [[r["timestamp"], r["mount"], str(r["files"]), output.human_size(r["size"]),
-              ",".join(r["tags"]), r["uri"]] for r in rows]))
+        click.echo(
+            output.table(
+                ["timestamp", "mount", "files", "size", "tags", "uri"],
+                [
+                    [
+                        r["timestamp"],
+                        r["mount"],
+                        str(r["files"]),
+                        output.human_size(r["size"]),
+                        ",".join(r["tags"]),
+                        r["uri"],
+                    ]
+                    for r in rows
+                ],
+            )
+        )
         return
     index = read_snapshot(repo, snapshot)
     entries = iter_entries(repo, index, path)
@@ -291,11 +352,20 @@ def _snapshot_json(index: Any, base: str) -> dict[str, Any]:
 @cli.command(epilog=EPILOG)
 @click.argument("text", required=False)
 @click.option("--file", "-f", "file", type=click.File("r"), help="Read the query from a file.")
-@click.option("--format", "fmt", default="table",
-              type=click.Choice(["table", "json", "csv", "tsv", "xml", "turtle", "ntriples"]),
-              help="Result format.")
-@click.option("--bind", "binds", multiple=True, metavar="VAR=VALUE",
-              help="Bind ?VAR to a string, or to an IRI written <...> (repeatable).")
+@click.option(
+    "--format",
+    "fmt",
+    default="table",
+    type=click.Choice(["table", "json", "csv", "tsv", "xml", "turtle", "ntriples"]),
+    help="Result format.",
+)
+@click.option(
+    "--bind",
+    "binds",
+    multiple=True,
+    metavar="VAR=VALUE",
+    help="Bind ?VAR to a string, or to an IRI written <...> (repeatable).",
+)
 @common
 def query(c: Ctx, text: str | None, file: Any, fmt: str, binds: tuple[str, ...]) -> None:
     """Run a SPARQL query over the whole history (standard prefixes pre-bound)."""
@@ -346,8 +416,12 @@ def key() -> None:
 
 
 @key.command("add")
-@click.option("--new-key-file", type=click.Path(dir_okay=False), help="Wrap the key for this key file.")
-@click.option("--new-password-file", type=click.Path(dir_okay=False), help="Wrap the key for this passphrase.")
+@click.option(
+    "--new-key-file", type=click.Path(dir_okay=False), help="Wrap the key for this key file."
+)
+@click.option(
+    "--new-password-file", type=click.Path(dir_okay=False), help="Wrap the key for this passphrase."
+)
 @common
 def key_add(c: Ctx, new_key_file: str | None, new_password_file: str | None) -> None:
     """Add another way to open the repository (a key file or a passphrase)."""

@@ -128,9 +128,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_settings(
-    options: dict[str, Any], extra_env: dict[str, str] | None = None
-) -> Settings:
+def load_settings(options: dict[str, Any], extra_env: dict[str, str] | None = None) -> Settings:
     """Resolve settings from options, environment, vars file and config file."""
     env = dict(extra_env or {})
     env.update({k: v for k, v in os.environ.items() if k.startswith("CHUTE_")})

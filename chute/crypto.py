@@ -156,7 +156,9 @@ class BlobCipher:
         """Encrypt the blob's sealed index part, bound to the blob's name."""
         return self._seal(T_INDEX, name, plaintext, 0, self.INDEX_NONCE)
 
-    def _seal(self, otype: int, oid: bytes, data: bytes | memoryview, flags: int, nonce: bytes) -> bytes:
+    def _seal(
+        self, otype: int, oid: bytes, data: bytes | memoryview, flags: int, nonce: bytes
+    ) -> bytes:
         header = HEADER.pack(MAGIC, VERSION, otype, flags, nonce)
         return header + self._aead.encrypt(nonce, bytes(data), header + oid)
 

@@ -24,10 +24,8 @@ import base64
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pyoxigraph as ox
@@ -141,7 +139,8 @@ class History:
 
     def snapshot_iris(self) -> set[str]:
         """Return the IRIs of every snapshot in the graph."""
-        return {q.subject.value for q in self.store.quads_for_pattern(None, A, _c("Snapshot"))}
+        quads = self.store.quads_for_pattern(None, A, _c("Snapshot"))
+        return {q.subject.value for q in quads if isinstance(q.subject, ox.NamedNode)}
 
     def triple_count(self) -> int:
         """Return the number of triples in the graph."""
@@ -322,7 +321,9 @@ class _SnapshotTriples:
         add(node, _c("path"), ox.Literal(_text(path)[0]))
         add(node, _n(NFO + "fileName"), ox.Literal(name))
         if raw is not None:
-            add(node, _c("rawName"), ox.Literal(base64.b64encode(raw).decode(), datatype=XSD_BASE64))
+            add(
+                node, _c("rawName"), ox.Literal(base64.b64encode(raw).decode(), datatype=XSD_BASE64)
+            )
         add(node, _c("mode"), ox.Literal(e["mode"]))
         add(node, _n(NFO + "permissions"), ox.Literal(mode_string(e["mode"])))
         add(node, _c("uid"), ox.Literal(e["uid"]))
@@ -368,10 +369,3 @@ class _SnapshotTriples:
             add(node, _c("hardlinkTo"), ox.Literal(_text(e["link"])[0]))
         if "nlink" in e:
             add(node, _c("nlink"), ox.Literal(e["nlink"]))
-
-
-def iter_rows(result: Result) -> Iterator[dict[str, Any]]:
-    """Yield SELECT rows as dicts of Python values (None for unbound)."""
-    names = [str(v) for v in result.vars or []]
-    for row in result:
-        yield {n: (None if v is None else v.toPython()) for n, v in zip(names, row, strict=False)}  # type: ignore[arg-type]

@@ -74,8 +74,10 @@ def entry_line(path: str, e: Entry) -> str:
 
 
 def _printable(text: str) -> str:
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace(
-        "\n", "\\n"
+    return (
+        text.encode("utf-8", "surrogateescape")
+        .decode("utf-8", "backslashreplace")
+        .replace("\n", "\\n")
     )
 
 

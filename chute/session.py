@@ -21,8 +21,8 @@ from chute.graph import History
 from chute.ids import ChunkId, SnapshotName
 from chute.repository import BlobIndex, Repository
 from chute.restore import find_entry
-from chute.tree import Entry, decode_listing
 from chute.store.base import open_store
+from chute.tree import Entry, decode_listing
 
 
 def open_repository(settings: Settings, secret: Secret | None = None) -> Repository:

@@ -32,8 +32,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for var, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"),
-                     ("XDG_CACHE_HOME", "cache")):
+    for var, sub in (
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_CACHE_HOME", "cache"),
+    ):
         monkeypatch.setenv(var, str(home / sub))
     for var in list(os.environ):
         if var.startswith("CHUTE_"):
@@ -72,8 +75,7 @@ def chute_proc() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the installed `chute` as a real process."""
 
     def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([CHUTE, *args], capture_output=True, text=True, check=False,
-                              **kwargs)  # type: ignore[call-overload]
+        return subprocess.run([CHUTE, *args], capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
 
     return run
 

@@ -128,8 +128,12 @@ def test_index_envelope_is_pinned_and_opens() -> None:
 
 
 def test_wrapped_keys_are_pinned() -> None:
-    by_file = unwrap_key(json.dumps(GOLDEN_KEYFILE_WRAP).encode(), Secret("keyfile", KEY_FILE_BYTES))
-    by_phrase = unwrap_key(json.dumps(GOLDEN_PASSPHRASE_WRAP).encode(), Secret.passphrase(PASSPHRASE))
+    by_file = unwrap_key(
+        json.dumps(GOLDEN_KEYFILE_WRAP).encode(), Secret("keyfile", KEY_FILE_BYTES)
+    )
+    by_phrase = unwrap_key(
+        json.dumps(GOLDEN_PASSPHRASE_WRAP).encode(), Secret.passphrase(PASSPHRASE)
+    )
     assert by_file.material == MASTER.material
     assert by_phrase.material == MASTER.material
 

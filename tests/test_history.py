@@ -39,8 +39,15 @@ def _csv(text: str) -> list[dict[str, str]]:
 
 
 def test_every_version_of_a_path(chute: Callable[..., Run], two_snapshots: list[str]) -> None:
-    out = chute("query", "-f", str(QUERIES / "versions-of-path.rq"), "--bind",
-                "path=docs/grow.txt", "--format", "csv").out
+    out = chute(
+        "query",
+        "-f",
+        str(QUERIES / "versions-of-path.rq"),
+        "--bind",
+        "path=docs/grow.txt",
+        "--format",
+        "csv",
+    ).out
     rows = _csv(out)
     assert [r["snapshot"] for r in rows] == two_snapshots
     assert [int(r["size"]) for r in rows] == [6, 160]
@@ -50,8 +57,15 @@ def test_every_version_of_a_path(chute: Callable[..., Run], two_snapshots: list[
 def test_unchanged_file_is_one_node_in_both_snapshots(
     chute: Callable[..., Run], two_snapshots: list[str]
 ) -> None:
-    out = chute("query", "-f", str(QUERIES / "versions-of-path.rq"), "--bind",
-                "path=docs/keep.txt", "--format", "json").out
+    out = chute(
+        "query",
+        "-f",
+        str(QUERIES / "versions-of-path.rq"),
+        "--bind",
+        "path=docs/keep.txt",
+        "--format",
+        "json",
+    ).out
     bindings = json.loads(out)["results"]["bindings"]
     assert [b["snapshot"]["value"] for b in bindings] == two_snapshots
     assert len({b["sha256"]["value"] for b in bindings}) == 1
@@ -61,8 +75,17 @@ def test_files_changed_between_two_snapshots(
     chute: Callable[..., Run], two_snapshots: list[str]
 ) -> None:
     old, new = two_snapshots
-    out = chute("query", "-f", str(QUERIES / "changed-between.rq"), "--bind", f"old=<{old}>",
-                "--bind", f"new=<{new}>", "--format", "csv").out
+    out = chute(
+        "query",
+        "-f",
+        str(QUERIES / "changed-between.rq"),
+        "--bind",
+        f"old=<{old}>",
+        "--bind",
+        f"new=<{new}>",
+        "--format",
+        "csv",
+    ).out
     rows = {(r["path"], r["change"], r["oldSize"], r["newSize"]) for r in _csv(out)}
     assert rows == {
         ("docs/gone.txt", "deleted", "4", ""),
@@ -71,18 +94,26 @@ def test_files_changed_between_two_snapshots(
     }
 
 
-@pytest.mark.parametrize("fmt,marker", [("table", "(1 row)"), ("json", '"head"'),
-                                        ("tsv", "?n"), ("xml", "<sparql"), ("csv", "n\r\n")])
-def test_query_formats(chute: Callable[..., Run], two_snapshots: list[str], fmt: str,
-                       marker: str) -> None:
-    out = chute("query", "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }",
-                "--format", fmt).out
+@pytest.mark.parametrize(
+    "fmt,marker",
+    [("table", "(1 row)"), ("json", '"head"'), ("tsv", "?n"), ("xml", "<sparql"), ("csv", "n\r\n")],
+)
+def test_query_formats(
+    chute: Callable[..., Run], two_snapshots: list[str], fmt: str, marker: str
+) -> None:
+    out = chute(
+        "query", "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }", "--format", fmt
+    ).out
     assert marker in out and "2" in out
 
 
 def test_construct_as_turtle(chute: Callable[..., Run], two_snapshots: list[str]) -> None:
-    out = chute("query", "CONSTRUCT { ?s chute:tag ?t } WHERE { ?s a chute:Snapshot ; "
-                "chute:timestamp ?t }", "--format", "turtle").out
+    out = chute(
+        "query",
+        "CONSTRUCT { ?s chute:tag ?t } WHERE { ?s a chute:Snapshot ; chute:timestamp ?t }",
+        "--format",
+        "turtle",
+    ).out
     g = Graph().parse(data=out, format="turtle")
     assert len(g) == 2
 
@@ -108,8 +139,9 @@ def test_snapshot_graphs_conform_to_shapes(
     data = _export(chute)
     shapes = Graph().parse(ROOT / "ontology" / "shapes.ttl")
     ontology = Graph().parse(ROOT / "ontology" / "chute.ttl")
-    conforms, _, report = pyshacl.validate(data, shacl_graph=shapes, ont_graph=ontology,
-                                           inference="rdfs")
+    conforms, _, report = pyshacl.validate(
+        data, shacl_graph=shapes, ont_graph=ontology, inference="rdfs"
+    )
     assert conforms, report
 
 
@@ -129,6 +161,7 @@ def test_graph_heals_after_it_is_deleted(
     import shutil
 
     shutil.rmtree(isolated_home / "data" / "chute" / "graph")
-    out = chute("query", "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }",
-                "--format", "csv").out
+    out = chute(
+        "query", "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }", "--format", "csv"
+    ).out
     assert out.split() == ["n", "2"]

@@ -82,9 +82,15 @@ def test_repository_holds_no_plaintext(
     for rel, data in markers.items():
         (src / rel).write_bytes(data)
     chute("put", "--label", "opaque", str(src))
-    needles = [b"MARKER-CONTENT-7f3a9", b"MARKER-CSV-LINE-2c81", b"confidential-report",
-               b"holiday-photos-list", b"private-folder-name", b"secret-tree",
-               markers["binary.bin"][1000:1064]]
+    needles = [
+        b"MARKER-CONTENT-7f3a9",
+        b"MARKER-CSV-LINE-2c81",
+        b"confidential-report",
+        b"holiday-photos-list",
+        b"private-folder-name",
+        b"secret-tree",
+        markers["binary.bin"][1000:1064],
+    ]
     for data in markers.values():
         digest = hashlib.sha256(data).digest()
         needles += [digest, digest.hex().encode()]
@@ -121,8 +127,20 @@ def test_excludes_tags_labels_and_metadata(
     (src / "notes.tmp").write_text("tmp")
     excl = tmp_path / "excludes"
     excl.write_text("# build output\nbuild/\n")
-    out = chute("put", "--exclude", "*.tmp", "--exclude-file", str(excl), "--tag", "nightly",
-                "--label", "projects/c", "--meta", "owner=ada", str(src)).out
+    out = chute(
+        "put",
+        "--exclude",
+        "*.tmp",
+        "--exclude-file",
+        str(excl),
+        "--tag",
+        "nightly",
+        "--label",
+        "projects/c",
+        "--meta",
+        "owner=ada",
+        str(src),
+    ).out
     assert "/example.com/node1/projects/c/" in out
     listing = json.loads(chute("ls", "--json").out)
     assert listing[0]["tags"] == ["nightly"] and listing[0]["meta"] == {"owner": "ada"}
@@ -141,8 +159,10 @@ def test_ls_mtree_lists_hashes_and_links(
     spec = chute("ls", "latest", "--format", "mtree").out.splitlines()
     assert spec[0] == "#mtree"
     digest = hashlib.sha256(b"abc").hexdigest()
-    assert any(line.startswith("./m/a\\040file type=file") and f"sha256digest={digest}" in line
-               for line in spec)
+    assert any(
+        line.startswith("./m/a\\040file type=file") and f"sha256digest={digest}" in line
+        for line in spec
+    )
     assert any(line.startswith("./m/ln type=link") and "link=a\\040file" in line for line in spec)
 
 
