@@ -88,7 +88,7 @@ def cli(ctx: click.Context, **options: Any) -> None:
     ctx.obj = Ctx(options)
 
 
-for _option in reversed(_COMMON):
+for _option in _COMMON:  # Command.params.append: keep the declared order
     cli = _option(cli)
 
 
@@ -435,6 +435,20 @@ def key_add(c: Ctx, new_key_file: str | None, new_password_file: str | None) -> 
         secret = Secret.passphrase(Path(str(new_password_file)).read_text().splitlines()[0])
     name = c.repo().add_key(secret)
     click.echo(f"added {name}")
+
+
+def _register_commands() -> None:
+    """Import the command modules under `chute.commands` so they register."""
+    import importlib
+    import pkgutil
+
+    import chute.commands
+
+    for info in pkgutil.iter_modules(chute.commands.__path__):
+        importlib.import_module(f"chute.commands.{info.name}")
+
+
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,8 +18,8 @@ from urllib.parse import quote, unquote
 
 from chute.errors import UsageError
 
-TIMESTAMP_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
-SEGMENT_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._~%-]{1,255}$")
+TIMESTAMP_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z\Z")
+SEGMENT_RE = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._~%-]{1,255}\Z")
 ROOT_LABEL = "-"
 
 

@@ -1,0 +1,116 @@
+"""Bad input gets one clear line and the documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Run
+
+
+def _one_line(result: Run) -> None:
+    assert result.err.startswith("chute: ") and result.err.count("\n") == 1, result.err
+    assert "Traceback" not in result.err
+
+
+def test_no_repository(chute: Callable[..., Run], tmp_path: Path) -> None:
+    result = chute("--repo", str(tmp_path / "nothing"), "ls", ok=False)
+    assert result.code == 10
+    _one_line(result)
+
+
+def test_wrong_key_file(chute: Callable[..., Run], repo_ready: None, tmp_path: Path) -> None:
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(64))
+    result = chute("ls", "--key-file", str(other), ok=False)
+    assert result.code == 12
+    _one_line(result)
+
+
+def test_wrong_passphrase(
+    chute: Callable[..., Run], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHUTE_PASSWORD", "correct horse")
+    chute("init")
+    monkeypatch.setenv("CHUTE_PASSWORD", "wrong horse")
+    result = chute("ls", ok=False)
+    assert result.code == 12
+    _one_line(result)
+    monkeypatch.delenv("CHUTE_PASSWORD")
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse\n")
+    assert chute("ls", "--password-file", str(pw)).code == 0
+
+
+def test_no_key_given(chute: Callable[..., Run], repo_ready: None, isolated_home: Path) -> None:
+    (isolated_home / "config" / "chute" / "key").unlink()
+    result = chute("ls", ok=False)
+    assert result.code == 12
+    _one_line(result)
+
+
+def test_init_twice(chute: Callable[..., Run], repo_ready: None) -> None:
+    result = chute("init", "--generate-key", ok=False)
+    assert result.code == 17
+    _one_line(result)
+    assert "exists" in chute("init", "--exist-ok").out
+
+
+def test_put_missing_path(chute: Callable[..., Run], repo_ready: None, tmp_path: Path) -> None:
+    result = chute("put", str(tmp_path / "absent"), ok=False)
+    assert result.code == 2
+    _one_line(result)
+
+
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        (("get", "latest", "--target", "/tmp/x"), 14),  # no snapshot yet
+        (("put", "--meta", "novalue", "."), 2),
+        (("put", "--exclude", "[oops", "."), 2),
+        (("put", "--label", "../etc", "."), 2),
+        (("query",), 2),
+        (("query", "SELECT * WHERE { ?s ?p ?o }", "--bind", "nope"), 2),
+        (("ls", "19990101"), 14),
+        (("frobnicate",), 2),
+    ],
+)
+def test_bad_input(
+    chute: Callable[..., Run], repo_ready: None, args: tuple[str, ...], code: int
+) -> None:
+    result = chute(*args, ok=False)
+    assert result.code == code, result.err
+    _one_line(result)
+
+
+def test_tampered_blob_is_an_integrity_error(
+    chute: Callable[..., Run], repo_ready: None, tmp_path: Path, isolated_home: Path
+) -> None:
+    src = tmp_path / "s"
+    src.mkdir()
+    (src / "f.bin").write_bytes(os.urandom(100_000))
+    (src / "g.txt").write_text("untouched")
+    chute("put", str(src))
+    windows = [p for p in (isolated_home / "data" / "chute" / "repo").rglob("0/*/*")]
+    assert windows
+    data = bytearray(windows[0].read_bytes())
+    data[200] ^= 0x01  # inside the first chunk envelope
+    windows[0].write_bytes(bytes(data))
+    result = chute("get", "latest", "--target", str(tmp_path / "r"), ok=False)
+    assert result.code == 13
+    _one_line(result)
+
+
+def test_real_process_wrong_key(chute_proc: Callable[..., subprocess.CompletedProcess[str]],
+                                tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    key.write_bytes(os.urandom(32))
+    assert chute_proc("init", "--key-file", str(key)).returncode == 0
+    bad = tmp_path / "bad"
+    bad.write_bytes(os.urandom(32))
+    proc = chute_proc("ls", "--key-file", str(bad))
+    assert proc.returncode == 12
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
