@@ -123,8 +123,16 @@ class StoreContract:
             (10, 0, b""),
         ],
         ids=[
-            "start", "all", "middle", "end", "to-end", "across-end", "at-end", "past-end",
-            "past-end-open", "zero-length",
+            "start",
+            "all",
+            "middle",
+            "end",
+            "to-end",
+            "across-end",
+            "at-end",
+            "past-end",
+            "past-end-open",
+            "zero-length",
         ],
     )
     def test_get_range(

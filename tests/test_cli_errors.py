@@ -104,8 +104,9 @@ def test_tampered_blob_is_an_integrity_error(
     _one_line(result)
 
 
-def test_real_process_wrong_key(chute_proc: Callable[..., subprocess.CompletedProcess[str]],
-                                tmp_path: Path) -> None:
+def test_real_process_wrong_key(
+    chute_proc: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
     key = tmp_path / "k"
     key.write_bytes(os.urandom(32))
     assert chute_proc("init", "--key-file", str(key)).returncode == 0
