@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from chute import __version__
-from chute.chunking import MIN_SIZE, WHOLE_FILE_LIMIT
+from chute.chunking import WHOLE_FILE_LIMIT
 from chute.crypto import T_DATA, T_TREE
 from chute.errors import UsageError
 from chute.excludes import ExcludeMatcher
@@ -119,6 +119,7 @@ class _Walker:
         self._links: dict[tuple[int, int], Entry] = {}
         self._link_entries: list[tuple[Entry, Entry]] = []
         self._lock = threading.Lock()
+        self._local = threading.local()
         self._strip = 0
 
     # --- walking --------------------------------------------------------
@@ -261,16 +262,15 @@ class _Walker:
     def _process_file(self, path: bytes, entry: Entry) -> None:
         sha = hashlib.sha256()
         chunks: list[str] = []
-        size = 0
         fd = _open_noatime(path)
         try:
             before = os.fstat(fd)
             if before.st_size <= WHOLE_FILE_LIMIT:
-                data = _read_all(fd, before.st_size)
+                data = self._read_small(fd, before.st_size)
                 size = len(data)
                 sha.update(data)
-                for chunk in self.repo.chunker.cut(data):
-                    chunks.append(self._store_chunk(chunk))
+                chunks.extend(self._store_chunk(c) for c in self.repo.chunker.cut(data))
+                del data
             else:
                 size = self._stream_file(fd, sha, chunks)
             after = os.fstat(fd)
@@ -290,6 +290,22 @@ class _Walker:
             self.stats.files_read += 1
             self.stats.bytes_read += size
         self._report()
+
+    def _read_small(self, fd: int, expected: int) -> memoryview:
+        """Read a whole file into this thread's reusable buffer (no fresh pages per file)."""
+        want = expected + 1  # one byte more tells us whether the file grew
+        buf: bytearray | None = getattr(self._local, "buf", None)
+        if buf is None or len(buf) < want:
+            buf = self._local.buf = bytearray(max(want, 1 << 20))
+        view = memoryview(buf)
+        got = 0
+        while got < want:
+            count = os.readv(fd, [view[got:want]])
+            if count == 0:
+                return view[:got]
+            got += count
+        rest = _read_rest(fd)  # it grew while we read: take all of it, as read
+        return memoryview(bytes(view[:got]) + rest)
 
     def _stream_file(self, fd: int, sha: Any, chunks: list[str]) -> int:
         pending = b""
@@ -358,14 +374,11 @@ def _open_noatime(path: bytes) -> int:
         return os.open(path, os.O_RDONLY)  # O_NOATIME needs ownership
 
 
-def _read_all(fd: int, expected: int) -> bytes:
-    parts: list[bytes] = []
-    want = max(expected, MIN_SIZE) + 1
-    while True:
-        block = os.read(fd, want)
-        if not block:
-            return b"".join(parts) if len(parts) != 1 else parts[0]
+def _read_rest(fd: int) -> bytes:
+    parts = []
+    while block := os.read(fd, STREAM_READ):
         parts.append(block)
+    return b"".join(parts)
 
 
 def find_parent(repo: Repository, domain: str, node: str, mount: str) -> SnapshotName | None:
@@ -378,7 +391,7 @@ def _free_name(repo: Repository, domain: str, node: str, mount: str) -> Snapshot
     moment = time.time()
     while True:
         name = SnapshotName(domain, node, mount, timestamp_now(moment))
-        if next(iter(repo.store.list(name.path)), None) is None:
+        if repo.claim_name(name):  # atomic: two puts at once never share a name
             return name
         moment += 1
 
@@ -395,7 +408,11 @@ def put(repo: Repository, opts: PutOptions) -> PutResult:
     started = time.time()
     writer = BlobWriter(repo, name)
     walker = _Walker(repo, writer, opts)
-    root = walker.run(os.fsencode(source), parent_root)
+    try:
+        root = walker.run(os.fsencode(source), parent_root)
+    except BaseException:
+        writer.abort()
+        raise
     stats = walker.stats
     stats.stored_bytes = writer.stored_bytes
     meta = {

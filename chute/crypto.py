@@ -149,8 +149,15 @@ class BlobCipher:
 
     def seal(self, otype: int, oid: bytes, plaintext: bytes | memoryview, flags: int = 0) -> bytes:
         """Encrypt one object; each call takes the next counter nonce."""
+        return b"".join(self.seal_parts(otype, oid, plaintext, flags))
+
+    def seal_parts(
+        self, otype: int, oid: bytes, plaintext: bytes | memoryview, flags: int = 0
+    ) -> tuple[bytes, bytes]:
+        """Encrypt one object; return its header and ciphertext without joining them."""
         nonce = struct.pack(">IQ", 0, next(self._counter))
-        return self._seal(otype, oid, plaintext, flags, nonce)
+        header = HEADER.pack(MAGIC, VERSION, otype, flags, nonce)
+        return header, self._aead.encrypt(nonce, plaintext, header + oid)
 
     def seal_index(self, plaintext: bytes, name: bytes) -> bytes:
         """Encrypt the blob's sealed index part, bound to the blob's name."""
@@ -160,7 +167,7 @@ class BlobCipher:
         self, otype: int, oid: bytes, data: bytes | memoryview, flags: int, nonce: bytes
     ) -> bytes:
         header = HEADER.pack(MAGIC, VERSION, otype, flags, nonce)
-        return header + self._aead.encrypt(nonce, bytes(data), header + oid)
+        return header + self._aead.encrypt(nonce, data, header + oid)
 
     def open(self, envelope: bytes | memoryview, otype: int, oid: bytes) -> tuple[bytes, int]:
         """Decrypt and authenticate an object; return (plaintext, flags)."""

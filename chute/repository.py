@@ -27,9 +27,11 @@ import base64
 import hashlib
 import json
 import os
+import queue
 import struct
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +53,17 @@ from chute.crypto import (
     unwrap_key,
     wrap_key,
 )
-from chute.errors import IntegrityError, NoRepository, NotFound, RepositoryExists, WrongKey
+from chute.errors import (
+    BlobConflict,
+    IntegrityError,
+    NoRepository,
+    NotFound,
+    RepositoryExists,
+    StorageError,
+    WrongKey,
+)
 from chute.ids import ChunkId, SnapshotName
+from chute.layout import BlobFiles, Layout, scan
 from chute.store.base import BlobStore
 
 FORMAT_VERSION = 1
@@ -205,37 +216,60 @@ class Repository:
     def repo_id(self) -> str:
         return str(self.config["id"])
 
+    def with_store(self, store: BlobStore) -> Repository:
+        """Return this repository opened over another store (e.g. one guarded by a lock)."""
+        return Repository(store, self.key, self.config, self.cache)
+
     # --- snapshots ------------------------------------------------------
 
+    def layout(self) -> Layout:
+        """List the store once, grouped by blob (see chute.layout)."""
+        return scan(self.store.list())
+
     def snapshots(self) -> list[SnapshotName]:
-        """Return the names of all complete snapshots (those with an index.json), sorted."""
-        names = []
-        for name in self.store.list():
-            if name.endswith("/index.json") and not name.startswith(("keys/", "locks/")):
-                names.append(SnapshotName.parse(name))
-        return sorted(names, key=lambda n: (n.timestamp, n.path))
+        """Return the names of all live snapshots (committed, not forgotten), oldest first."""
+        return self.layout().snapshots()
+
+    def claim_name(self, name: SnapshotName) -> bool:
+        """Reserve an unused blob name for a new snapshot; False if it is taken.
+
+        The claim holds random bytes, so of two puts racing for one name the
+        store lets exactly one create it (the other gets a BlobConflict).
+        """
+        if next(iter(self.store.list(name.path)), None) is not None:
+            return False
+        try:
+            self.store.put(f"{name.path}/claim", uuid.uuid4().hex.encode())
+        except BlobConflict:
+            return False
+        return True
 
     def read_index(self, name: SnapshotName) -> BlobIndex:
         """Read and open a blob's index.json."""
+        public, meta, table = self.open_blob_index(name.path)
+        return BlobIndex(name, public, meta, table)
+
+    def open_blob_index(self, path: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+        """Read and open the index.json of a snapshot's blob or a pack: (public, meta, table)."""
         try:
-            public = json.loads(self.store.get(f"{name.path}/index.json"))
+            public = json.loads(self.store.get(f"{path}/index.json"))
             salt = base64.b64decode(public["salt"])
             sealed = base64.b64decode(public["sealed"])
         except NotFound:
-            raise NotFound(f"no snapshot {name.path}") from None
+            raise NotFound(f"no snapshot {path}") from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"index of {name.path} is malformed") from exc
-        plain, _ = self.key.blob_cipher(salt).open(sealed, T_INDEX, name.path.encode())
+            raise IntegrityError(f"index of {path} is malformed") from exc
+        plain, _ = self.key.blob_cipher(salt).open(sealed, T_INDEX, path.encode())
         try:
             body = zstandard.ZstdDecompressor().decompress(plain)
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"index of {name.path} is damaged") from exc
-        (meta_len,) = struct.unpack_from(">I", body)
-        meta = json.loads(body[4 : 4 + meta_len])
+            (meta_len,) = struct.unpack_from(">I", body)
+            meta = json.loads(body[4 : 4 + meta_len])
+        except (zstandard.ZstdError, struct.error, ValueError) as exc:
+            raise IntegrityError(f"index of {path} is damaged") from exc
         table = body[4 + meta_len :]
         if len(table) % RECORD.size:
-            raise IntegrityError(f"object table of {name.path} is damaged")
-        return BlobIndex(name, public, meta, table)
+            raise IntegrityError(f"object table of {path} is damaged")
+        return public, meta, table
 
     # --- the chunk index ------------------------------------------------
 
@@ -246,29 +280,50 @@ class Repository:
                 self._index = self._load_index()
             return self._index
 
-    def _table_cache(self, name: SnapshotName) -> Path:
-        digest = hashlib.sha256(name.path.encode()).hexdigest()[:40]
+    def reset_index(self) -> None:
+        """Drop the loaded chunk index (after prune moved or deleted objects)."""
+        with self._index_lock:
+            self._index = None
+
+    def _table_cache(self, path: str) -> Path:
+        digest = hashlib.sha256(path.encode()).hexdigest()[:40]
         return self.cache / "tables" / digest
 
     def _load_index(self) -> ChunkIndex:
+        # Every blob with an index.json counts, forgotten ones and prune's packs too: later
+        # snapshots may use their objects. Records in windows that are gone are left out.
         index = ChunkIndex()
-        for name in self.snapshots():
-            cached = self._table_cache(name)
+        for blob in self.layout().indexed():
             try:
-                table = cached.read_bytes()
-            except FileNotFoundError:
-                table = self.read_index(name).table
-                self.remember_table(name, table)
-            index.add_table(name.path, table)
+                table = self.blob_table(blob.path)
+            except (IntegrityError, NotFound):
+                continue  # a damaged or vanished index: its objects are missing (check says so)
+            index.add_table(blob.path, present_records(table, blob))
         return index
+
+    def blob_table(self, path: str) -> bytes:
+        """Return a blob's (or pack's) object table; cached, as a blob never changes."""
+        try:
+            return self._table_cache(path).read_bytes()
+        except FileNotFoundError:
+            table = self.open_blob_index(path)[2]
+            self._cache_table(path, table)
+            return table
+
+    def _cache_table(self, blob: str, table: bytes) -> None:
+        path = self._table_cache(blob)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(table)
+        os.replace(tmp, path)
+
+    def drop_cached_table(self, blob: str) -> None:
+        """Forget the cached table of a blob that prune deleted."""
+        self._table_cache(blob).unlink(missing_ok=True)
 
     def remember_table(self, name: SnapshotName, table: bytes) -> None:
         """Cache a committed blob's object table (and add it to a loaded index)."""
-        path = self._table_cache(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(table)
-        os.replace(tmp, path)
+        self._cache_table(name.path, table)
         if self._index is not None:
             self._index.add_table(name.path, table)
 
@@ -327,7 +382,15 @@ class Repository:
 
 
 class BlobWriter:
-    """Append sealed objects to a new blob's stream; commit with index.json."""
+    """Append sealed objects to a new blob's stream; commit with index.json.
+
+    Workers seal objects in parallel; `append` only records offsets and
+    queues the pieces. Full windows are joined once and handed to a writer
+    thread, which hashes them and writes them (temp + fsync + link) while
+    the workers go on; a bounded queue keeps memory flat.
+    """
+
+    QUEUE_WINDOWS = 3
 
     def __init__(self, repo: Repository, name: SnapshotName) -> None:
         self.repo = repo
@@ -335,7 +398,8 @@ class BlobWriter:
         self.salt = os.urandom(SALT_SIZE)
         self.cipher: BlobCipher = repo.key.blob_cipher(self.salt)
         self.window = repo.window
-        self._buffer = bytearray()
+        self._pieces: deque[bytes | memoryview] = deque()
+        self._pending = 0
         self._offset = 0
         self._number = 0
         self._window_hashes: list[str] = []
@@ -343,8 +407,14 @@ class BlobWriter:
         self._records: list[tuple[bytes, int, int, int]] = []
         self._lock = threading.Lock()
         self._compressor = threading.local()
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(self.QUEUE_WINDOWS)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write_windows, name="chute-window")
+        self._thread.start()
 
-    def seal(self, otype: int, oid: ChunkId, plain: bytes | memoryview, compress: bool) -> bytes:
+    def seal(
+        self, otype: int, oid: ChunkId, plain: bytes | memoryview, compress: bool
+    ) -> tuple[bytes, bytes]:
         """Compress (where it pays) and encrypt one object; thread-safe."""
         flags = 0
         data: bytes | memoryview = plain
@@ -352,7 +422,7 @@ class BlobWriter:
             packed = self._zstd().compress(plain)
             if len(packed) < len(plain) * COMPRESS_MIN_GAIN:
                 data, flags = packed, F_ZSTD
-        return self.cipher.seal(otype, oid.raw, data, flags)
+        return self.cipher.seal_parts(otype, oid.raw, data, flags)
 
     def _zstd(self) -> zstandard.ZstdCompressor:
         comp = getattr(self._compressor, "c", None)
@@ -360,22 +430,64 @@ class BlobWriter:
             comp = self._compressor.c = zstandard.ZstdCompressor(level=3)
         return comp
 
-    def append(self, otype: int, oid: ChunkId, envelope: bytes) -> None:
-        """Add a sealed object to the stream, writing full windows as they fill."""
+    def append(self, otype: int, oid: ChunkId, envelope: tuple[bytes, bytes]) -> None:
+        """Add a sealed object to the stream, queueing full windows for writing."""
+        size = len(envelope[0]) + len(envelope[1])
         with self._lock:
-            self._records.append((oid.raw, self._offset, len(envelope), otype))
-            self._offset += len(envelope)
-            self._buffer += envelope
-            while len(self._buffer) >= self.window:
-                self._flush(self.window)
+            if self._error is not None:
+                raise self._error
+            self._records.append((oid.raw, self._offset, size, otype))
+            self._offset += size
+            self._pieces.extend(envelope)
+            self._pending += size
+            while self._pending >= self.window:
+                self._cut(self.window)
 
-    def _flush(self, size: int) -> None:
-        chunk = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        self._checksum.update(chunk)
-        self._window_hashes.append(hashlib.sha256(chunk).hexdigest())
-        self.repo.store.put(f"{self.name.path}/0/{self.window}/{self._number}", chunk)
+    def _cut(self, size: int) -> None:
+        """Join the first `size` pending bytes into a window and queue it."""
+        taken: list[bytes | memoryview] = []
+        need = size
+        while need:
+            piece = self._pieces.popleft()
+            if len(piece) > need:
+                view = memoryview(piece)
+                taken.append(view[:need])
+                self._pieces.appendleft(view[need:])
+                need = 0
+            else:
+                taken.append(piece)
+                need -= len(piece)
+        self._pending -= size
+        self._queue.put((self._number, b"".join(taken)))
         self._number += 1
+
+    def _write_windows(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain: the error is reported by append or commit
+            number, data = item
+            try:
+                self._checksum.update(data)
+                self._window_hashes.append(hashlib.sha256(data).hexdigest())
+                self.repo.store.put(f"{self.name.path}/0/{self.window}/{number}", data)
+            except BaseException as exc:  # handed to the appending thread
+                self._error = exc
+
+    def _finish_windows(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop the writer thread after a failure (the blob stays incomplete)."""
+        if self._thread.is_alive():
+            self._error = self._error or StorageError("put aborted")
+            self._queue.put(None)
+            self._thread.join()
 
     @property
     def stored_bytes(self) -> int:
@@ -384,8 +496,9 @@ class BlobWriter:
     def commit(self, meta: dict[str, Any], parent: SnapshotName | None) -> BlobIndex:
         """Write the last window, then index.json: the blob is complete."""
         with self._lock:
-            if self._buffer:
-                self._flush(len(self._buffer))
+            if self._pending:
+                self._cut(self._pending)
+            self._finish_windows()
             table = pack_table(self._records)
             meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
             body = struct.pack(">I", len(meta_bytes)) + meta_bytes + table
@@ -412,6 +525,28 @@ class BlobWriter:
             self.repo.store.put(f"{self.name.path}/index.json", doc)
             self.repo.remember_table(self.name, table)
             return BlobIndex(self.name, public, meta, table)
+
+
+def present_records(table: bytes, blob: BlobFiles) -> bytes:
+    """Keep the records of a blob's table whose bytes lie wholly in windows that exist."""
+    if not table:
+        return table
+    window = blob.window_size
+    if window is None:
+        return b""  # no window left at all
+    _, last_offset, last_length, _ = RECORD.unpack_from(table, len(table) - RECORD.size)
+    expected = -(-(last_offset + last_length) // window)  # the stream is in offset order
+    if len(blob.windows) >= expected and all(m in blob.windows for m in range(expected)):
+        return table
+    kept = [
+        RECORD.pack(*record)
+        for record in RECORD.iter_unpack(table)
+        if all(
+            m in blob.windows
+            for m in range(record[1] // window, (record[1] + record[2] - 1) // window + 1)
+        )
+    ]
+    return b"".join(kept)
 
 
 def iter_table(table: bytes) -> Iterator[tuple[ChunkId, int, int, int]]:

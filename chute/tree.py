@@ -28,8 +28,6 @@ import stat
 from functools import lru_cache
 from typing import Any
 
-import xattr
-
 Entry = dict[str, Any]
 
 KINDS = {
@@ -84,15 +82,19 @@ def base_entry(name: str, st: os.stat_result) -> Entry:
 
 
 def read_xattrs(path: bytes) -> dict[str, str]:
-    """Return an entry's extended attributes (name -> base64 value), not following links."""
+    """Return an entry's extended attributes (name -> base64 value), not following links.
+
+    The stdlib calls are used here (one per file, on the hot path: about half
+    the cost of the xattr package's); restore writes them with the package.
+    """
     try:
-        names = xattr.listxattr(path, symlink=True)
+        names = os.listxattr(path, follow_symlinks=False)
     except OSError:
         return {}
     found: dict[str, str] = {}
     for attr in names:
         try:
-            value = xattr.getxattr(path, attr, symlink=True)
+            value = os.getxattr(path, attr, follow_symlinks=False)
         except OSError:
             continue  # removed while we looked: not part of this snapshot
         found[attr] = base64.b64encode(value).decode("ascii")
