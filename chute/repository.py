@@ -31,7 +31,7 @@ import queue
 import struct
 import threading
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +144,29 @@ class BlobIndex:
         return ChunkId.from_hex(self.meta["tree"])
 
 
+class WindowCache:
+    """The last few whole windows read (thread-safe, least recently used first out)."""
+
+    SLOTS = 4
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(name)
+            if data is not None:
+                self._items.move_to_end(name)
+            return data
+
+    def put(self, name: str, data: bytes) -> None:
+        with self._lock:
+            self._items[name] = data
+            while len(self._items) > self.SLOTS:
+                self._items.popitem(last=False)
+
+
 class Repository:
     """An opened repository: a store plus the master key."""
 
@@ -158,6 +181,7 @@ class Repository:
         self._index: ChunkIndex | None = None
         self._index_lock = threading.Lock()
         self._windows: dict[str, int] = {}
+        self._window_cache = WindowCache()
         self._ciphers: dict[str, BlobCipher] = {}
 
     # --- creation and opening -------------------------------------------
@@ -330,13 +354,26 @@ class Repository:
     # --- reading objects ------------------------------------------------
 
     def read_stream(self, blob: str, offset: int, length: int, window: int) -> bytes:
-        """Read `length` bytes at `offset` of a blob's stream, across windows."""
+        """Read `length` bytes at `offset` of a blob's stream, across windows.
+
+        Small reads are served from a few cached whole windows: objects are
+        restored in about the order they were stored, so a run of small files
+        costs one window read instead of one read each.
+        """
         parts = []
         end = offset + length
         while offset < end:
             number, inner = divmod(offset, window)
             take = min(end - offset, window - inner)
-            part = self.store.get(f"{blob}/0/{window}/{number}", inner, take)
+            name = f"{blob}/0/{window}/{number}"
+            if take <= window // 16:
+                whole = self._window_cache.get(name)
+                if whole is None:
+                    whole = self.store.get(name)
+                    self._window_cache.put(name, whole)
+                part = whole[inner : inner + take]
+            else:
+                part = self.store.get(name, inner, take)
             if len(part) != take:
                 raise IntegrityError(f"window {number} of {blob} is truncated")
             parts.append(part)
