@@ -5,7 +5,9 @@ Precedence, highest first: command-line options, environment variables
 `CHUTE_DOMAIN`, `CHUTE_NODE`, `CHUTE_BASE_URL`), a `--vars-file` (a shell
 file sourced by bash; its variables count as environment variables), the
 TOML file `$XDG_CONFIG_HOME/chute/config.toml` (keys `repo`, `key_file`,
-`password_file`, `domain`, `node`, `base_url`), then defaults:
+`password_file`, `domain`, `node`, `base_url`; the tables `[mounts]`, name =
+path of a tree `POST /chute/snapshot` may back up, and `[serve]`, settings
+of `chute serve`, see `chute.web.settings`), then defaults:
 
 * repository: `$XDG_DATA_HOME/chute/repo`
 * key file made by `chute init --generate-key`: `$XDG_CONFIG_HOME/chute/key`
@@ -14,6 +16,7 @@ TOML file `$XDG_CONFIG_HOME/chute/config.toml` (keys `repo`, `key_file`,
 * node and domain: from the host name (`node.example.com` -> node `node`,
   domain `example.com`; a bare host name gets the domain `local`)
 * public base URL for IRIs: `https://<domain>`
+* API tokens of `chute serve` (hashed): `$XDG_CONFIG_HOME/chute/tokens.json`
 
 The graph and caches are never inside the repository: the repository is
 what storage peers hold.
@@ -27,7 +30,7 @@ import re
 import socket
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ ENV_KEYS = {
     "node": "CHUTE_NODE",
     "base_url": "CHUTE_BASE_URL",
 }
-FILE_KEYS = ("repo", "key_file", "password_file", "domain", "node", "base_url")
+FILE_KEYS = ("repo", "key_file", "password_file", "domain", "node", "base_url", "mounts", "serve")
 
 
 def xdg(kind: str) -> Path:
@@ -79,10 +82,16 @@ class Settings:
     key_file: Path | None
     password: str | None
     password_file: Path | None
+    mounts: dict[str, str] = field(default_factory=dict)  # name -> path, for POST /chute/snapshot
+    serve: dict[str, Any] = field(default_factory=dict)  # config.toml [serve], see chute.web
 
     @property
     def default_key_file(self) -> Path:
         return xdg("config") / "chute" / "key"
+
+    @property
+    def tokens_file(self) -> Path:
+        return xdg("config") / "chute" / "tokens.json"
 
     def graph_path(self, repo_id: str) -> Path:
         return xdg("data") / "chute" / "graph" / repo_id
@@ -156,4 +165,13 @@ def load_settings(options: dict[str, Any], extra_env: dict[str, str] | None = No
         key_file=Path(key_file).expanduser() if key_file else None,
         password=pick("password"),
         password_file=Path(password_file).expanduser() if password_file else None,
+        mounts=_table(file, "mounts"),
+        serve=_table(file, "serve"),
     )
+
+
+def _table(file: dict[str, Any], key: str) -> dict[str, Any]:
+    value = file.get(key, {})
+    if not isinstance(value, dict):
+        raise UsageError(f"config.toml: `{key}` must be a table")
+    return dict(value)

@@ -142,3 +142,35 @@ class BlobConflict(ChuteError):
     exit_code = 16
     http_status = 409
     code = "conflict"
+
+
+class Unauthorized(ChuteError):
+    """No valid credential was given (a missing, unknown or revoked token)."""
+
+    exit_code = 12
+    http_status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ChuteError):
+    """The credential is valid but lacks the scope, or the server refuses the operation."""
+
+    exit_code = 12
+    http_status = 403
+    code = "forbidden"
+
+
+class TooLarge(ChuteError):
+    """A request body is larger than the server accepts."""
+
+    exit_code = 2
+    http_status = 413
+    code = "too-large"
+
+
+class LimitExceeded(ChuteError):
+    """A query went over the server's time or row limit and was stopped."""
+
+    exit_code = 2
+    http_status = 400
+    code = "limit-exceeded"

@@ -1,0 +1,57 @@
+"""Bearer-token authentication as falcon middleware.
+
+Each resource declares, per HTTP method, the scopes of which a token must
+hold one (`scopes = {"GET": READ, ...}`); a method missing from the map is
+public. A missing or unknown token is 401 (with `WWW-Authenticate`), a
+token without the scope 403. With `no_auth` (loopback only) every request
+passes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from chute.errors import Forbidden, Unauthorized
+from chute.web.tokens import TokenStore
+
+READ = frozenset({"read"})
+WRITE = frozenset({"write"})
+BLOB_READ = frozenset({"read", "write"})
+DELETE = frozenset({"delete"})
+ADMIN = frozenset({"admin"})
+
+
+def required(resource: Any, method: str) -> frozenset[str] | None:
+    """Return the scopes a method of a resource accepts (None: public)."""
+    scopes: dict[str, frozenset[str]] = getattr(resource, "scopes", {})
+    if method == "HEAD":
+        method = "GET"
+    return scopes.get(method)
+
+
+class TokenAuth:
+    """Check `Authorization: Bearer <token>` before a responder runs."""
+
+    def __init__(self, tokens: TokenStore | None) -> None:
+        self.tokens = tokens  # None: no authentication (loopback only)
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        if resource is None or self.tokens is None:
+            return
+        accepted = required(resource, req.method)
+        if accepted is None:
+            return
+        header = req.get_header("Authorization") or ""
+        kind, _, secret = header.partition(" ")
+        if kind.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("this route needs a token: Authorization: Bearer <token>")
+        token = self.tokens.check(secret.strip())
+        if token is None:
+            raise Unauthorized("unknown or revoked token")
+        if not token.allows(accepted):
+            raise Forbidden(f"token {token.name} lacks the scope {' or '.join(sorted(accepted))}")
+        req.context.token = token
