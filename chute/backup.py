@@ -141,7 +141,7 @@ class _Walker:
         finally:
             self._pool.shutdown(wait=True)
         for entry, first in self._link_entries:
-            for key in ("sha256", "chunks", "sparse"):
+            for key in ("sha256", "chunks", "sizes", "sparse"):
                 if key in first:
                     entry[key] = first[key]
         root_children = [] if top is None else [top]
@@ -203,8 +203,9 @@ class _Walker:
             entry["sparse"] = True
         if unchanged(entry, prev):
             assert prev is not None
-            entry["sha256"] = prev["sha256"]
-            entry["chunks"] = prev["chunks"]
+            for key in ("sha256", "chunks", "sizes"):
+                if key in prev:
+                    entry[key] = prev[key]
             self.stats.files_unchanged += 1
             self._report()
             return entry
@@ -262,6 +263,7 @@ class _Walker:
     def _process_file(self, path: bytes, entry: Entry) -> None:
         sha = hashlib.sha256()
         chunks: list[str] = []
+        sizes: list[int] = []
         fd = _open_noatime(path)
         try:
             before = os.fstat(fd)
@@ -269,10 +271,11 @@ class _Walker:
                 data = self._read_small(fd, before.st_size)
                 size = len(data)
                 sha.update(data)
-                chunks.extend(self._store_chunk(c) for c in self.repo.chunker.cut(data))
-                del data
+                for chunk in self.repo.chunker.cut(data):
+                    chunks.append(self._store_chunk(chunk))
+                    sizes.append(len(chunk))
             else:
-                size = self._stream_file(fd, sha, chunks)
+                size = self._stream_file(fd, sha, chunks, sizes)
             after = os.fstat(fd)
         finally:
             os.close(fd)
@@ -286,6 +289,7 @@ class _Walker:
             entry["mtime"], entry["ctime"] = after.st_mtime_ns, after.st_ctime_ns
         entry["sha256"] = sha.hexdigest()
         entry["chunks"] = chunks
+        entry["sizes"] = sizes
         with self._lock:
             self.stats.files_read += 1
             self.stats.bytes_read += size
@@ -307,7 +311,7 @@ class _Walker:
         rest = _read_rest(fd)  # it grew while we read: take all of it, as read
         return memoryview(bytes(view[:got]) + rest)
 
-    def _stream_file(self, fd: int, sha: Any, chunks: list[str]) -> int:
+    def _stream_file(self, fd: int, sha: Any, chunks: list[str], sizes: list[int]) -> int:
         pending = b""
         size = 0
         while True:
@@ -319,7 +323,10 @@ class _Walker:
             if len(pending) < 2 * STREAM_READ and not final:
                 continue
             cut, used = self.repo.chunker.cut_stream_part(memoryview(pending), final)
-            chunks.extend(self._store_chunk(chunk) for chunk in cut)
+            for chunk in cut:
+                chunks.append(self._store_chunk(chunk))
+                sizes.append(len(chunk))
+
             pending = pending[used:]
             if final:
                 return size

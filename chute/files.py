@@ -2,8 +2,8 @@
 
 A file is a list of chunk ids; to serve bytes `a..b` only the chunks that
 cover the range are fetched, authenticated and decrypted. That needs each
-chunk's plaintext length, which the tree entry does not record. It comes
-from, in this order:
+chunk's plaintext length. Tree entries record them (`sizes`); for entries
+written before they did, the lengths come from, in this order:
 
 * lengths learned earlier: every chunk this module decrypts has its length
   remembered (in memory, per process);
@@ -57,6 +57,7 @@ class FileVersion:
     sha256: str
     mtime_ns: int
     chunks: tuple[str, ...]
+    sizes: tuple[int, ...] = ()
 
     @property
     def etag(self) -> str:
@@ -163,7 +164,10 @@ class FileReader:
         if known is not None and (len(known) > len(key) or known[-1] >= stop):
             return known
         offsets = [0]
-        for hexid in key:
+        if len(version.sizes) == len(key):
+            for size in version.sizes:
+                offsets.append(offsets[-1] + size)
+        for hexid in key[len(offsets) - 1 :]:
             if offsets[-1] >= stop:
                 break
             offsets.append(offsets[-1] + self._plain_size(hexid))
@@ -201,4 +205,5 @@ def _version(path: str, entry: Entry) -> FileVersion:
         sha256=str(entry.get("sha256", "")),
         mtime_ns=int(entry["mtime"]),
         chunks=tuple(entry.get("chunks", [])),
+        sizes=tuple(entry.get("sizes", [])),
     )

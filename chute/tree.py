@@ -12,7 +12,8 @@ encode back to the original bytes.
 Entry fields: `name`, `type` (file, dir, symlink, fifo, socket, chr, blk),
 `mode` (full st_mode), `uid`, `gid`, `user`, `group` (names, when known),
 `mtime` (ns), `ctime` (ns) and `ino` (for change detection only), and by
-type: files `size`, `sha256`, `chunks` (hex ids), `sparse`, `nlink`, `link`
+type: files `size`, `sha256`, `chunks` (hex ids), `sizes` (each chunk's
+plaintext length, so reads can seek), `sparse`, `nlink`, `link`
 (path of the first name of a hardlinked inode in this snapshot); dirs `tree`;
 symlinks `target`; devices `rdev`. `xattrs` maps names to base64 values.
 """
