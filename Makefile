@@ -6,7 +6,8 @@
 #   make test-fast          tests not marked slow
 #   make run [PATH=DIR]     init the default store, back up DIR (default examples/sample),
 #                           print what each snapshot holds
-#   make bench              python -m chute.bench
+#   make bench              chute side by side with restic and borg (python -m chute.bench);
+#                           options in BENCH_ARGS, e.g. make bench BENCH_ARGS='--quick'
 #   make clean              remove .venv and caches
 
 # ---------------------------------------------------------------------------
@@ -71,8 +72,10 @@ run: install
 	$(call shquote,$(BIN)/chute) put $(call shquote,$(TREE))
 	$(call shquote,$(BIN)/chute) query --file $(call shquote,$(CURDIR)/examples/queries/run-summary.rq)
 
+BENCH_ARGS ?=
+
 bench: install
-	$(call shquote,$(BIN)/python) -m chute.bench
+	$(call shquote,$(BIN)/python) -m chute.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(call shquote,$(VENV)) .mypy_cache .ruff_cache .pytest_cache .hypothesis \

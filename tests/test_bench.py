@@ -1,0 +1,96 @@
+"""The benchmark harness: deterministic data sets, and a --quick run end to end.
+
+Nothing here times anything or asserts on speed: the harness prints figures,
+these tests only check that it produces every row it promises.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chute.bench import datasets, manifest, mutate
+from chute.bench.report import PHASE_METRICS
+from chute.bench.results import PHASE_TITLES, PHASES
+from chute.bench.runner import count_paths
+
+KiB = 1 << 10
+
+TINY = datasets.Profile(
+    "tiny", 64 * KiB, 64 * KiB, 32 * KiB, 16 * KiB, 4 * KiB, 20, "__init__.py",
+    mutate.Shape(fraction=0.2, renames=2, deletions=2, additions=2, addition_max=4 * KiB),
+)  # fmt: skip
+
+
+def _build(area: Path) -> datasets.DataSets:
+    return datasets.ensure(TINY, area, lambda _: None)
+
+
+def test_data_sets_are_deterministic(tmp_path: Path) -> None:
+    one, two = _build(tmp_path / "a"), _build(tmp_path / "b")
+    for name in ("mixed", "mixed-v2"):
+        assert one.manifest(name) == two.manifest(name)
+    assert manifest.make(one.smallfiles) == manifest.make(two.smallfiles)
+    assert one.edits == two.edits
+    assert one.info["smallfiles"]["files"] == 20
+
+
+def test_v2_edits_applied_to_a_copy_give_mixed_v2(tmp_path: Path) -> None:
+    sets = _build(tmp_path / "area")
+    live = tmp_path / "live"
+    shutil.copytree(sets.mixed, live, symlinks=True)
+    mutate.apply(live, sets.edits, datasets.SEED)
+    assert manifest.differences(sets.manifest("mixed-v2"), manifest.make(live)) == []
+    kinds = {e.kind for e in sets.edits}
+    assert kinds == {"append", "insert", "rename", "delete", "add"}
+
+
+def test_cached_data_sets_are_reused(tmp_path: Path) -> None:
+    _build(tmp_path)
+    marker = tmp_path / "tiny" / "mixed" / "marker"
+    marker.write_text("kept")
+    _build(tmp_path)
+    assert marker.exists()
+
+
+def test_find_output_is_counted_by_path_component() -> None:
+    out = "/a/os.py\n/b/renamed-os.py\nuri,m/os.py\n-rw 12 w/x/os.py\nm/os.py  File\n/os.pyc\n"
+    assert count_paths(out, "os.py") == 4
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_phase_and_metric(tmp_path: Path) -> None:
+    tools = ["chute"] + [t for t in ("restic", "borg") if shutil.which(t)]
+    work = tmp_path / "bench"
+    argv = [sys.executable, "-m", "chute.bench", "--quick", "--work-dir", str(work)]
+    argv += ["--no-loop", "--no-drop-caches", "--no-install", "--only", ",".join(tools)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=1200)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    data = json.loads((work / "report.json").read_text(encoding="utf-8"))
+    expected = [(phase, m.key) for phase, _ in PHASES for m in PHASE_METRICS[phase]]
+    assert [(r["phase"], r["metric"]) for r in data["rows"]] == expected
+    for row in data["rows"]:
+        assert list(row["values"]) == tools
+        assert set(row["status"].values()) == {"ok"}
+        assert set(row["ratios"]) == (
+            {f"chute/{t}" for t in tools[1:]} if row["unit"] in ("s", "bytes") else set()
+        )
+        if row["metric"] == "verified":
+            assert set(row["values"].values()) == {True}
+        if row["metric"] == "matches":
+            assert set(row["values"].values()) == {data["meta"]["find"]["expected"]}
+    ran = sorted((s["phase"], s["tool"]) for s in data["samples"])
+    assert ran == sorted((phase, t) for phase, _ in PHASES for t in tools)
+
+    text = (work / "report.md").read_text(encoding="utf-8")
+    assert text in done.stdout
+    header = "| phase | metric | " + " | ".join(tools)
+    assert header in text
+    for row in data["rows"]:
+        assert f"| {PHASE_TITLES[row['phase']]} | {row['label']} |" in text
