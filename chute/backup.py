@@ -42,8 +42,8 @@ from chute.tree import Entry, base_entry, decode_listing, encode_listing, read_x
 
 BATCH_BYTES = 8 << 20
 BATCH_FILES = 256
-STREAM_READ = 16 << 20
-MAX_IN_FLIGHT = 6
+STREAM_READ = 8 << 20
+MAX_IN_FLIGHT = 4
 
 Progress = Callable[[int, int], None]
 

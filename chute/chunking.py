@@ -21,7 +21,7 @@ from pyfastcdc import FastCDC
 AVG_SIZE = 768 * 1024
 MIN_SIZE = 256 * 1024
 MAX_SIZE = 4 * 1024 * 1024
-WHOLE_FILE_LIMIT = 32 * 1024 * 1024
+WHOLE_FILE_LIMIT = 8 * 1024 * 1024
 
 
 class Chunker:

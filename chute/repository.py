@@ -18,7 +18,9 @@ snapshot's metadata (root tree, tags, free-form metadata, source path).
 The chunk index (id -> blob, offset, length, type) is the union of all
 object tables. It is cached per blob under the cache directory (a blob is
 immutable, so its table never goes stale) and rebuilt from the blobs for
-any blob without a cache entry.
+any blob without a cache entry. Forgotten snapshots' blobs and prune's
+packs count too, and records in windows that are gone are left out (see
+chute.layout, chute.tombstone and chute.prune).
 """
 
 from __future__ import annotations
@@ -427,7 +429,7 @@ class BlobWriter:
     the workers go on; a bounded queue keeps memory flat.
     """
 
-    QUEUE_WINDOWS = 3
+    QUEUE_WINDOWS = 2
 
     def __init__(self, repo: Repository, name: SnapshotName) -> None:
         self.repo = repo
