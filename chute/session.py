@@ -19,6 +19,7 @@ from chute.crypto import Secret
 from chute.errors import NotFound, TargetExists, UsageError
 from chute.graph import History
 from chute.ids import ChunkId, SnapshotName
+from chute.locking import SHARED, GuardedStore, lock
 from chute.repository import BlobIndex, Repository
 from chute.restore import find_entry
 from chute.store.base import open_store
@@ -92,11 +93,17 @@ class PutOutcome:
 
 
 def take_snapshot(settings: Settings, repo: Repository, opts: PutOptions) -> PutOutcome:
-    """Run a put and record it in the graph."""
-    result = put(repo, opts)
-    with history(settings, repo, sync=False) as graph:
-        triples = graph.add_snapshot(repo, result.index, result.listings)
-        graph.sync(repo)  # snapshots an earlier, interrupted put committed
+    """Run a put under a shared repository lock and record it in the graph."""
+    with lock(repo.store, SHARED, "put") as held:
+        # Opened after the lock: the chunk index it loads cannot lose a window to prune.
+        locked = repo.with_store(GuardedStore(repo.store, held))
+        result = put(locked, opts)
+        held.verify()  # the lease held all along, so no prune ran under this put
+        with history(settings, locked, sync=False) as graph:
+            triples = graph.add_snapshot(locked, result.index, result.listings)
+            # Snapshots an interrupted put or a concurrent one committed: read through a
+            # fresh view, whose chunk index (loaded only if needed) includes their blobs.
+            graph.sync(locked.with_store(locked.store))
     return PutOutcome(result, result.index.name.uri(settings.base_url), triples)
 
 

@@ -1,0 +1,114 @@
+"""Two puts at once, and prune beside puts: nobody's data is lost."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import CHUTE, Run
+from lifecycleutil import (
+    State,
+    check_json,
+    init_repo,
+    make_tree,
+    mutate,
+    repo_dir,
+    restore_equals,
+    snapshot_paths,
+)
+from treeutil import snapshot_tree
+
+from chute.locking import EXCLUSIVE, SHARED, lock
+from chute.store.local import LocalStore
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [CHUTE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return out
+
+
+def test_two_puts_of_one_tree_at_once_both_succeed(
+    tmp_path: Path, chute: Callable[..., Run]
+) -> None:
+    init_repo()
+    src = tmp_path / "src"
+    make_tree(src, random.Random(1))
+    state = snapshot_tree(src)
+    for _ in range(3):
+        procs = [_start("put", str(src)) for _ in range(2)]
+        uris = [_finish(p).strip() for p in procs]
+        assert uris[0] != uris[1]
+    names = snapshot_paths(chute)
+    assert len(names) == 6
+    for name in names:
+        restore_equals(chute, name, state, tmp_path / "r")
+    assert check_json(chute, "--read-data")["ok"]
+
+
+def test_prune_refuses_while_a_put_holds_its_lock(chute: Callable[..., Run]) -> None:
+    init_repo()
+    with lock(LocalStore(repo_dir()), SHARED, "put", wait=0):
+        result = chute("prune", "--lock-wait", "0", ok=False)
+    assert result.code == 11
+    assert "a running put holds a shared lock" in result.err
+    chute("prune", "--lock-wait", "0")
+
+
+def test_check_without_a_lock_runs_beside_prune(chute: Callable[..., Run]) -> None:
+    init_repo()
+    with lock(LocalStore(repo_dir()), EXCLUSIVE, "prune", wait=0):
+        assert chute("check", "--lock-wait", "0", ok=False).code == 11
+        assert check_json(chute, "--no-lock")["ok"]
+
+
+def test_put_waits_for_a_running_prune_then_succeeds(
+    tmp_path: Path, chute: Callable[..., Run]
+) -> None:
+    init_repo()
+    src = tmp_path / "src"
+    make_tree(src, random.Random(2))
+    held = lock(LocalStore(repo_dir()), EXCLUSIVE, "prune", wait=0)
+    proc = _start("put", str(src))
+    time.sleep(2)  # time enough for a put of this tree, were it not waiting
+    written = [p for p in repo_dir().rglob("*") if p.is_file() and "example.com" in p.parts]
+    assert proc.poll() is None and written == []
+    held.release()
+    _finish(proc)
+    restore_equals(chute, snapshot_paths(chute)[0], snapshot_tree(src), tmp_path / "r")
+
+
+@pytest.mark.slow
+def test_puts_and_prunes_racing_lose_nothing(tmp_path: Path, chute: Callable[..., Run]) -> None:
+    init_repo()
+    rng = random.Random(3)
+    trees = [tmp_path / "a", tmp_path / "b"]
+    for tree in trees:
+        make_tree(tree, rng, files=16)
+    states: dict[str, State] = {}
+    for _ in range(4):
+        before = set(snapshot_paths(chute))
+        for tree in trees:
+            mutate(tree, rng)
+        expected = {tree.name: snapshot_tree(tree) for tree in trees}
+        procs = [_start("put", str(tree)) for tree in trees]
+        procs.append(_start("prune", "--max-unused", "0%", "--lock-wait", "120"))
+        for proc in procs:
+            _finish(proc)
+        for name in set(snapshot_paths(chute)) - before:
+            states[name] = expected[name.split("/")[-2]]
+        chute("forget", "--keep-last", "2")
+    chute("prune", "--max-unused", "0%")
+    assert check_json(chute, "--read-data")["ok"]
+    for name in snapshot_paths(chute):
+        restore_equals(chute, name, states[name], tmp_path / "r")

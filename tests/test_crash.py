@@ -1,0 +1,168 @@
+"""kill -9 at random points of put, prune and forget; then check passes and every snapshot
+restores bit-exact.
+
+Most kills come from `killer.py`, just before a chosen filesystem mutation (a random
+point among all of the run's mutations, counted on a copy of the same state first); a
+few come from a timer, to land inside the graph's own writes too.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Run
+from lifecycleutil import (
+    KILLER,
+    State,
+    check_json,
+    init_repo,
+    make_tree,
+    mutate,
+    put_json,
+    restore_equals,
+    run_killed,
+    snapshot_paths,
+)
+from treeutil import snapshot_tree
+
+pytestmark = pytest.mark.slow
+
+KILLED = -signal.SIGKILL
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["HOME"] = str(home)
+    for var, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config")):
+        env[var] = str(home / sub)
+    env["XDG_CACHE_HOME"] = str(home / "cache")
+    return env
+
+
+def _count_mutations(args: list[str], home: Path, scratch: Path) -> int:
+    """Run the command to its end on a copy of the current state; return its mutations."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    shutil.copytree(home, scratch, symlinks=True)
+    count_file = scratch / "count"
+    result = run_killed(args, 0, count_file, env=_env(scratch))
+    assert result.returncode == 0, result.stderr
+    return int(count_file.read_text())
+
+
+def _timer_kill(args: list[str], rng: random.Random, longest: float) -> int:
+    proc = subprocess.Popen(
+        [sys.executable, KILLER, "0", os.devnull, "--", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(rng.uniform(0.05, longest))
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait()
+
+
+def _verify(chute: Callable[..., Run], states: dict[str, State], tmp: Path, *check: str) -> None:
+    """check passes (leftovers are notes) and every live snapshot restores bit-exact."""
+    report = check_json(chute, *check)
+    assert report["ok"], report
+    for name in snapshot_paths(chute):
+        restore_equals(chute, name, states[name], tmp / "restore")
+
+
+def test_put_killed_at_random_points(
+    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path
+) -> None:
+    init_repo()
+    rng = random.Random(20261126)
+    src = tmp_path / "src"
+    make_tree(src, rng, files=20)
+    states: dict[str, State] = {}
+    args = ["put", str(src)]
+    kills = 0
+    for i in range(24):
+        mutate(src, rng, changes=3)
+        state = snapshot_tree(src)
+        before = set(snapshot_paths(chute))
+        if i % 5 == 4:
+            code = _timer_kill(args, rng, 0.8)
+        else:
+            total = _count_mutations(args, isolated_home, tmp_path / "scratch")
+            code = run_killed(args, rng.randint(1, total), tmp_path / "count").returncode
+        kills += code == KILLED
+        for name in set(snapshot_paths(chute)) - before:
+            states[name] = state  # the put committed before it was killed
+        _verify(chute, states, tmp_path)
+        states[put_json(chute, src)["snapshot"]] = state
+    assert kills >= 20
+    assert check_json(chute, "--read-data")["ok"]
+
+
+def test_prune_killed_at_random_points(
+    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path
+) -> None:
+    init_repo()
+    rng = random.Random(1126)
+    src = tmp_path / "src"
+    make_tree(src, rng, files=20)
+    states: dict[str, State] = {}
+    for i in range(6):
+        if i:
+            mutate(src, rng, changes=5)
+        chute("put", str(src))
+        states[snapshot_paths(chute)[-1]] = snapshot_tree(src)
+    chute("forget", "--keep-last", "2")
+    template = tmp_path / "template"
+    shutil.copytree(isolated_home, template, symlinks=True)
+    args = ["prune", "--max-unused", "0%"]
+    total = _count_mutations(args, isolated_home, tmp_path / "scratch")
+    points = sorted(rng.sample(range(1, total + 1), min(22, total)))
+    timers = [rng.uniform(0.05, 0.6) for _ in range(3)]
+    kills = 0
+    for point in [*points, *timers]:
+        shutil.rmtree(isolated_home)
+        shutil.copytree(template, isolated_home, symlinks=True)
+        if isinstance(point, int):
+            code = run_killed(args, point, tmp_path / "count").returncode
+        else:
+            code = _timer_kill(args, random.Random(point), point)
+        kills += code == KILLED
+        _verify(chute, states, tmp_path)
+        chute(*args)
+        _verify(chute, states, tmp_path, "--read-data")
+    assert kills >= 20
+
+
+def test_forget_killed_at_every_point(
+    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path
+) -> None:
+    init_repo()
+    rng = random.Random(7)
+    src = tmp_path / "src"
+    make_tree(src, rng, files=8)
+    states: dict[str, State] = {}
+    for _ in range(4):
+        mutate(src, rng, changes=2)
+        chute("put", str(src))
+        states[snapshot_paths(chute)[-1]] = snapshot_tree(src)
+    template = tmp_path / "template"
+    shutil.copytree(isolated_home, template, symlinks=True)
+    args = ["forget", "--keep-last", "1"]
+    total = _count_mutations(args, isolated_home, tmp_path / "scratch")
+    for point in range(1, total + 1):
+        shutil.rmtree(isolated_home)
+        shutil.copytree(template, isolated_home, symlinks=True)
+        assert run_killed(args, point, tmp_path / "count").returncode == KILLED
+        _verify(chute, states, tmp_path)
+        chute(*args)
+        assert len(snapshot_paths(chute)) == 1
+        chute("prune")
+        _verify(chute, states, tmp_path)
