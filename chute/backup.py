@@ -201,8 +201,9 @@ class _Walker:
             self._links[(st.st_dev, st.st_ino)] = entry
         if st.st_size > 0 and st.st_blocks * 512 < st.st_size:
             entry["sparse"] = True
-        if unchanged(entry, prev):
-            assert prev is not None
+        # An unchanged file takes its previous chunk list, but only if every chunk
+        # is still there: after a lost window the file is read and stored again.
+        if prev is not None and unchanged(entry, prev) and self.index.has_all(prev["chunks"]):
             for key in ("sha256", "chunks", "sizes"):
                 if key in prev:
                     entry[key] = prev[key]

@@ -100,6 +100,10 @@ class ChunkIndex:
     def __contains__(self, oid: ChunkId) -> bool:
         return oid.raw in self._map
 
+    def has_all(self, hex_ids: list[str]) -> bool:
+        """Tell whether every one of these objects (hex ids) is stored and present."""
+        return all(bytes.fromhex(h) in self._map for h in hex_ids)
+
     def add_table(self, blob: str, table: bytes) -> None:
         """Add one blob's packed object table."""
         number = self._blob_ids.setdefault(blob, len(self._blobs))

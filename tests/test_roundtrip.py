@@ -193,3 +193,19 @@ def test_restore_by_absolute_source_path(
 def test_xattrs_flag_is_known() -> None:
     # The every-kind test relies on the filesystem; make the assumption visible.
     assert isinstance(treeutil.XATTRS_SUPPORTED, bool)
+
+
+def test_unchanged_file_is_read_again_when_its_chunks_are_lost(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None, isolated_home: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "kept.bin").write_bytes(os.urandom(50_000))
+    chute("put", str(src))
+    for window in _repo_dir(isolated_home).rglob("0/*/*"):
+        window.unlink()  # storage lost every window of the first snapshot
+    second = json.loads(chute("put", "--json", str(src)).out)
+    assert second["files_read"] == 1 and second["chunks_new"] == 1
+    target = tmp_path / "r"
+    chute("get", "latest", "--target", str(target))
+    assert (target / "src" / "kept.bin").read_bytes() == (src / "kept.bin").read_bytes()
