@@ -8,6 +8,8 @@
 #                           print what each snapshot holds
 #   make bench              chute side by side with restic and borg (python -m chute.bench);
 #                           options in BENCH_ARGS, e.g. make bench BENCH_ARGS='--quick'
+#   make bench-graph        the history graph at scale (python -m chute.bench.graph_scale):
+#                           size, write time, query latencies; options in GRAPH_BENCH_ARGS
 #   make clean              remove .venv and caches
 
 # ---------------------------------------------------------------------------
@@ -44,7 +46,7 @@ STAMP := $(VENV)/.installed
 shquote = '$(subst ','\'',$(1))'
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-fast run bench clean
+.PHONY: help install lint test test-fast run bench bench-graph clean
 
 help:
 	@sed -n '/^#   make install/,/^#   make clean/s/^# \{0,1\}//p' $(call shquote,$(THIS_MAKEFILE))
@@ -76,6 +78,9 @@ BENCH_ARGS ?=
 
 bench: install
 	$(call shquote,$(BIN)/python) -m chute.bench $(BENCH_ARGS)
+
+bench-graph: install
+	$(call shquote,$(BIN)/python) -m chute.bench.graph_scale $(GRAPH_BENCH_ARGS)
 
 clean:
 	rm -rf $(call shquote,$(VENV)) .mypy_cache .ruff_cache .pytest_cache .hypothesis \

@@ -249,13 +249,15 @@ def _own_dirs(settings: Any, repo: Any) -> frozenset[tuple[int, int]]:
     help="Directory to restore into (new or empty).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--from", "source", metavar="PEER", help="Read from the repository a peer holds.")
 @common
-def get(c: Ctx, snapshot: str, path: str, target: str, as_json: bool) -> None:
+def get(c: Ctx, snapshot: str, path: str, target: str, as_json: bool, source: str | None) -> None:
     """Restore a snapshot, or one PATH of it, into TARGET (verified)."""
+    from chute.peers import open_peer_repository
     from chute.restore import restore
     from chute.session import read_snapshot
 
-    repo = c.repo()
+    repo = open_peer_repository(c.settings, source) if source else c.repo()
     index = read_snapshot(repo, snapshot)
     with _progress(not as_json, "get") as progress:
         stats = restore(repo, index, Path(target), path, progress)
@@ -397,13 +399,17 @@ def graph() -> None:
 
 
 @graph.command("rebuild")
+@click.option("--from", "source", metavar="PEER", help="Read from the repository a peer holds.")
 @common
-def graph_rebuild(c: Ctx) -> None:
+def graph_rebuild(c: Ctx, source: str | None) -> None:
     """Recreate the graph from the repository's blobs and the key."""
     from chute.graph import rebuild
+    from chute.graph_remote import graph_store
+    from chute.peers import open_peer_repository
 
-    repo = c.repo()
-    history, added = rebuild(c.settings.graph_path(repo.repo_id), c.settings.base_url, repo)
+    repo = open_peer_repository(c.settings, source) if source else c.repo()
+    remote = graph_store(c.settings, repo.repo_id)
+    history, added = rebuild(c.settings.graph_path(repo.repo_id), c.settings.base_url, repo, remote)
     try:
         click.echo(f"rebuilt the graph: {len(added)} snapshots, {history.triple_count()} triples")
     finally:

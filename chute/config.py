@@ -2,7 +2,9 @@
 
 Precedence, highest first: command-line options, environment variables
 (`CHUTE_REPO`, `CHUTE_KEY_FILE`, `CHUTE_PASSWORD`, `CHUTE_PASSWORD_FILE`,
-`CHUTE_DOMAIN`, `CHUTE_NODE`, `CHUTE_BASE_URL`), a `--vars-file` (a shell
+`CHUTE_DOMAIN`, `CHUTE_NODE`, `CHUTE_BASE_URL`, and for a graph on a SPARQL
+server `CHUTE_GRAPH`, `CHUTE_GRAPH_UPDATE`, `CHUTE_GRAPH_USER`,
+`CHUTE_GRAPH_PASSWORD`, `CHUTE_GRAPH_NAME`), a `--vars-file` (a shell
 file sourced by bash; its variables count as environment variables), the
 TOML file `$XDG_CONFIG_HOME/chute/config.toml` (keys `repo`, `key_file`,
 `password_file`, `domain`, `node`, `base_url`; the tables `[mounts]`, name =
@@ -45,8 +47,14 @@ ENV_KEYS = {
     "domain": "CHUTE_DOMAIN",
     "node": "CHUTE_NODE",
     "base_url": "CHUTE_BASE_URL",
+    "graph": "CHUTE_GRAPH",
+    "graph_update": "CHUTE_GRAPH_UPDATE",
+    "graph_user": "CHUTE_GRAPH_USER",
+    "graph_password": "CHUTE_GRAPH_PASSWORD",
+    "graph_name": "CHUTE_GRAPH_NAME",
 }
 FILE_KEYS = ("repo", "key_file", "password_file", "domain", "node", "base_url", "mounts", "serve")
+GRAPH_FILE_KEYS = ("graph", "graph_update", "graph_user", "graph_name")  # chute.graph_remote
 
 
 def xdg(kind: str) -> Path:
@@ -84,6 +92,11 @@ class Settings:
     password_file: Path | None
     mounts: dict[str, str] = field(default_factory=dict)  # name -> path, for POST /chute/snapshot
     serve: dict[str, Any] = field(default_factory=dict)  # config.toml [serve], see chute.web
+    graph: str | None = None  # SPARQL query endpoint of a remote graph (chute.graph_remote)
+    graph_update: str | None = None  # its update endpoint (default: the query endpoint)
+    graph_user: str | None = None
+    graph_password: str | None = None
+    graph_name: str | None = None  # the named graph (default: from the repository id)
 
     @property
     def default_key_file(self) -> Path:
@@ -131,7 +144,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read config {path}: {exc}") from exc
-    unknown = set(data) - set(FILE_KEYS)
+    unknown = set(data) - set(FILE_KEYS) - set(GRAPH_FILE_KEYS)
     if unknown:
         raise UsageError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
     return data
@@ -167,6 +180,11 @@ def load_settings(options: dict[str, Any], extra_env: dict[str, str] | None = No
         password_file=Path(password_file).expanduser() if password_file else None,
         mounts=_table(file, "mounts"),
         serve=_table(file, "serve"),
+        graph=pick("graph") or None,
+        graph_update=pick("graph_update") or None,
+        graph_user=pick("graph_user") or None,
+        graph_password=pick("graph_password") or None,
+        graph_name=pick("graph_name") or None,
     )
 
 

@@ -104,6 +104,9 @@ class FileReader:
         with self._lock:
             if self._indexed is None:
                 names = {n.path for n in self.repo.snapshots()}
+                # Load afresh: an index loaded earlier (say by the graph sync at start-up)
+                # lacks what other processes committed since, and names claims it all.
+                self.repo.reset_index()
                 self.repo.index()  # loads at least every snapshot listed just before
                 self._indexed = names
             if index.name.path in self._indexed:

@@ -1,113 +1,154 @@
 """The history graph: every snapshot as RDF, queryable with SPARQL.
 
-rdflib is the API; the embedded store is Oxigraph on disk (through
-oxrdflib), kept under the XDG data directory, never in the repository.
+The embedded store is Oxigraph on disk (pyoxigraph), kept under the XDG
+data directory, never in the repository. rdflib is the API for callers who
+want it (`History.graph`, through oxrdflib); it is imported only then, so a
+command that only runs SPARQL starts fast.
 
-Model (the terms are defined in `ontology/chute.ttl`, shapes in
-`ontology/shapes.ttl`): a `chute:Snapshot` (a `prov:Entity`) points with
-`chute:root` to a directory version; directory versions `chute:contains`
-entry versions (files, symlinks, directories, special files). Version nodes
-have content-addressed IRIs (a keyed hash of path + entry), so an unchanged
-file or subtree is one node shared by every snapshot that holds it, and the
-graph grows with change, not with the number of snapshots. When a snapshot
-is added, the walk stops at every directory node the graph already has.
+Model (terms in `ontology/chute.ttl`, shapes in `ontology/shapes.ttl`): a
+`chute:Snapshot` (a `prov:Entity`) points with `chute:root` to a directory
+version; directory versions `chute:contains` entry versions (files,
+symlinks, directories, special files). Version nodes have content-addressed
+IRIs (a keyed hash of path + entry), so an unchanged file or subtree is one
+node shared by every snapshot that holds it (`chute.graph_write`). A span
+index records, per mount, each unbroken run of snapshots that hold a
+version (`chute.graph_changes`), so "every version of a path", "what
+changed between two snapshots" and "when did this disappear" are index
+look-ups rather than walks. Both grow with change, not with the number of
+snapshots.
 
-A snapshot's triples are added in one Oxigraph transaction: after a crash
-the graph holds all of a snapshot or none of it. `sync` adds any committed
-snapshot the graph lacks, so the graph heals itself after an interruption,
-and `rebuild` recreates it from the blobs and the key alone.
+Writes are atomic per snapshot: each is one SPARQL update, which Oxigraph
+runs as one transaction (and a remote server as one request). The common
+case — a snapshot newer than all others of its mount — only inserts.
+`sync` makes the graph hold exactly the repository's live snapshots
+(adding what is missing, removing what was forgotten) and repairs the span
+index, so the graph heals itself after an interruption; `rebuild`
+recreates it from the blobs and the key alone.
+
+Writing SPARQL that Oxigraph runs fast (the example queries follow this):
+it joins a triple pattern per row only when the pattern is alone — a
+single pattern in an OPTIONAL, UNION branch or EXISTS, anchored on a
+variable that is surely bound; anything else is evaluated on its own and
+hash-joined. See `examples/queries/README.md`.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import shutil
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyoxigraph as ox
-from rdflib import Graph
-from rdflib.query import Result
 
 from chute.errors import Locked, StorageError, UsageError
-from chute.ids import ChunkId, SnapshotName, parse_timestamp
-from chute.repository import BlobIndex, Repository
-from chute.tree import Entry, decode_listing, entry_bytes, mode_string
+from chute.graph_changes import (
+    TreeView,
+    append_quads,
+    node_quads,
+    recorded,
+    removal_quads,
+    root_of,
+    series_quads,
+    snapshot_quads,
+    unshared_nodes,
+)
+from chute.graph_terms import (
+    CHUTE,
+    DCTERMS,
+    MOUNT,
+    NFO,
+    NIE,
+    PREFIXES,
+    PROV,
+    RDF,
+    RDFS,
+    SNAPSHOT,
+    XSD,
+    A,
+    Iris,
+    n,
+)
+from chute.ids import ChunkId, SnapshotName
 
-CHUTE = "https://w3id.org/chute/ns#"
-NFO = "http://www.semanticdesktop.org/ontologies/2007/03/22/nfo#"
-NIE = "http://www.semanticdesktop.org/ontologies/2007/01/19/nie#"
-PROV = "http://www.w3.org/ns/prov#"
-DCTERMS = "http://purl.org/dc/terms/"
-RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-RDFS = "http://www.w3.org/2000/01/rdf-schema#"
-XSD = "http://www.w3.org/2001/XMLSchema#"
+if TYPE_CHECKING:
+    from rdflib import Graph
+    from rdflib.query import Result
 
-PREFIXES: dict[str, str] = {
-    "chute": CHUTE,
-    "nfo": NFO,
-    "nie": NIE,
-    "prov": PROV,
-    "dcterms": DCTERMS,
-    "rdf": RDF,
-    "rdfs": RDFS,
-    "xsd": XSD,
-}
+    from chute.crypto import IdHasher
+    from chute.graph_write import TreeSource
+    from chute.repository import BlobIndex
+
+__all__ = [
+    "CHUTE",
+    "DCTERMS",
+    "NFO",
+    "NIE",
+    "PREFIXES",
+    "PROV",
+    "RDF",
+    "RDFS",
+    "XSD",
+    "History",
+    "SnapshotSource",
+    "bind_variables",
+    "rebuild",
+]
 
 LOCK_WAIT = 30.0
 
-_KIND_CLASS = {"dir": "Directory", "file": "File", "symlink": "Symlink"}
 
+class SnapshotSource(Protocol):
+    """What `sync` reads: the committed snapshots and their indexes (a Repository)."""
 
-def _n(iri: str) -> ox.NamedNode:
-    return ox.NamedNode(iri)
+    def snapshots(self) -> list[SnapshotName]:
+        """Return the names of all committed snapshots."""
+        ...
 
+    def read_index(self, name: SnapshotName) -> BlobIndex:
+        """Read and open one snapshot's index."""
+        ...
 
-def _c(term: str) -> ox.NamedNode:
-    return ox.NamedNode(CHUTE + term)
+    @property
+    def hasher(self) -> IdHasher:
+        """The keyed id function (entry IRIs are keyed hashes)."""
+        ...
 
-
-A = _n(RDF + "type")
-XSD_DATETIME = _n(XSD + "dateTime")
-XSD_BASE64 = _n(XSD + "base64Binary")
-
-
-def _dt(seconds: float) -> ox.Literal:
-    text = datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
-    return ox.Literal(text, datatype=XSD_DATETIME)
-
-
-def _text(value: str) -> tuple[str, bytes | None]:
-    """Return a printable form of a surrogate-escaped name, and its raw bytes if not UTF-8."""
-    try:
-        value.encode("utf-8")
-        return value, None
-    except UnicodeEncodeError:
-        raw = value.encode("utf-8", "surrogateescape")
-        return raw.decode("utf-8", "backslashreplace"), raw
+    def read_tree(self, oid: ChunkId) -> bytes:
+        """Return a listing's canonical bytes."""
+        ...
 
 
 class History:
     """The graph of one repository's snapshots."""
 
-    def __init__(self, path: Path, base: str) -> None:
+    def __init__(self, path: Path, base: str, store: ox.Store | None = None) -> None:
+        """Open the embedded graph at `path`, or use `store` (remote: chute.graph_remote)."""
         self.path = path
-        self.base = base.rstrip("/")
-        self.store = _open_store(path)
-        from oxrdflib import OxigraphStore
+        self.iris = Iris(base)
+        self.base = self.iris.base
+        self.store = _open_store(path) if store is None else store
+        self._graph: Graph | None = None
 
-        self.graph = Graph(store=OxigraphStore(store=self.store))
-        for prefix, ns in PREFIXES.items():
-            self.graph.bind(prefix, ns)
+    @property
+    def graph(self) -> Graph:
+        """The graph as an rdflib Graph over the same store (imports rdflib on first use)."""
+        if self._graph is None:
+            from oxrdflib import OxigraphStore
+            from rdflib import Graph
+
+            self._graph = Graph(store=OxigraphStore(store=self.store))
+            for prefix, ns in PREFIXES.items():
+                self._graph.bind(prefix, ns)
+        return self._graph
 
     def close(self) -> None:
         """Flush and release the store (and its lock)."""
         self.store.flush()
-        self.graph.close()  # drops oxrdflib's reference to the store
-        del self.graph
+        if self._graph is not None:
+            self._graph.close()  # drops oxrdflib's reference to the store
+            self._graph = None
         del self.store
 
     # --- reading --------------------------------------------------------
@@ -133,13 +174,21 @@ class History:
         except SyntaxError as exc:
             raise UsageError(f"SPARQL syntax error: {' '.join(str(exc).split())}") from exc
 
+    def select(self, text: str, bindings: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Run a SELECT query; return its rows as dicts of Python values (None if unbound)."""
+        result = self.query_native(text, bindings)
+        if not isinstance(result, ox.QuerySolutions):
+            raise UsageError("the query is not a SELECT query")
+        names = [v.value for v in result.variables]
+        return [{name: _value(row[name]) for name in names} for row in result]
+
     def has(self, iri: str) -> bool:
         """Tell whether a node has a type in the graph."""
-        return next(self.store.quads_for_pattern(_n(iri), A, None), None) is not None
+        return next(self.store.quads_for_pattern(n(iri), A, None), None) is not None
 
     def snapshot_iris(self) -> set[str]:
         """Return the IRIs of every snapshot in the graph."""
-        quads = self.store.quads_for_pattern(None, A, _c("Snapshot"))
+        quads = self.store.quads_for_pattern(None, A, SNAPSHOT)
         return {q.subject.value for q in quads if isinstance(q.subject, ox.NamedNode)}
 
     def triple_count(self) -> int:
@@ -149,23 +198,125 @@ class History:
     # --- writing --------------------------------------------------------
 
     def add_snapshot(
-        self, repo: Repository, index: BlobIndex, listings: dict[ChunkId, bytes] | None = None
+        self, source: TreeSource, index: BlobIndex, listings: dict[ChunkId, bytes] | None = None
     ) -> int:
-        """Add one snapshot's triples in one transaction; return how many were added."""
-        writer = _SnapshotTriples(self, repo, listings or {})
-        quads = writer.snapshot(index)
-        self.store.extend(quads)
-        return len(quads)
+        """Add one snapshot's triples atomically; return how many were written.
 
-    def sync(self, repo: Repository) -> list[SnapshotName]:
-        """Add every committed snapshot the graph lacks; return their names."""
+        Listings missing from `listings` are read from `source` (a Repository).
+        """
+        from chute.graph_write import SnapshotWriter  # only writers pay for its imports
+
+        writer = SnapshotWriter(self.iris, source, listings or {}, self.has)
+        writer.snapshot(index)
+        iri = self.iris.snapshot(index.name)
+        mount = self.iris.mount(index.name)
+        series = recorded(self.store, self.iris).get(mount, [])
+        view = TreeView(self.store, self.iris, writer.children, writer.paths)
+        if all(r.name.timestamp < index.name.timestamp for r in series):
+            previous = series[-1].iri if series else None
+            inserts = writer.quads + append_quads(view, iri, mount, previous, writer.root)
+            self._apply([], inserts)
+            return len(inserts)
+        # Between others, or again: recompute the mount's spans with this snapshot in place.
+        chain = [(r.iri, root_of(self.store, r.iri)) for r in series if r.iri != iri]
+        chain.append((iri, writer.root))
+        chain.sort(key=lambda item: self.iris.name_of(item[0]).timestamp)
+        deletes, inserts = series_quads(view, mount, chain)
+        self._apply(deletes, writer.quads + inserts)
+        return len(writer.quads) + len(inserts)
+
+    def remove_snapshot(self, snapshot: SnapshotName | str) -> int:
+        """Remove a snapshot (by name or IRI), the versions only it held, and its spans.
+
+        Return how many triples were removed (0 if the graph does not hold it).
+        """
+        if isinstance(snapshot, SnapshotName):
+            iri, name = self.iris.snapshot(snapshot), snapshot
+        else:
+            iri, name = snapshot, self.iris.name_of(snapshot)
+        series = recorded(self.store, self.iris).get(self.iris.mount(name), [])
+        at = next((i for i, r in enumerate(series) if r.iri == iri), None)
+        if at is None:
+            return 0
+        previous = series[at - 1].iri if at > 0 else None
+        following = series[at + 1].iri if at + 1 < len(series) else None
+        deletes, inserts = removal_quads(self.store, self.iris, iri, previous, following)
+        deletes += snapshot_quads(self.store, iri)
+        root = root_of(self.store, iri)
+        if root:
+            view = TreeView(self.store, self.iris)
+            deletes += node_quads(self.store, unshared_nodes(view, self.store, iri, root))
+        if len(series) == 1:
+            deletes.append(ox.Quad(n(self.iris.mount(name)), A, MOUNT))
+        self._apply(deletes, inserts)
+        return len(deletes)
+
+    def repair(self) -> list[str]:
+        """Recompute the spans of every mount whose recorded series does not match the graph.
+
+        Return the IRIs of the mounts repaired.
+        """
+        repaired = []
+        for mount, series in recorded(self.store, self.iris).items():
+            expected = [None] + [r.iri for r in series[:-1]]
+            pairs = zip(series, expected, strict=True)
+            if all(r.mount == mount and r.previous == p for r, p in pairs):
+                continue
+            chain = [(r.iri, root_of(self.store, r.iri)) for r in series]
+            deletes, inserts = series_quads(TreeView(self.store, self.iris), mount, chain)
+            self._apply(deletes, inserts)
+            repaired.append(mount)
+        return repaired
+
+    def sync(self, repo: SnapshotSource) -> list[SnapshotName]:
+        """Make the graph hold exactly the repository's live snapshots.
+
+        Add what is missing (oldest first), remove what the repository no
+        longer has (forgotten snapshots), and repair the span index. Return
+        the names added.
+        """
+        # The graph first: a snapshot in it was committed before, so the listing below has it
+        # unless it was forgotten (on a shared remote graph, another node may be adding one).
+        present = self.snapshot_iris()
+        names = repo.snapshots()
+        wanted = {self.iris.snapshot(name) for name in names}
+        for iri in sorted(present - wanted):
+            try:
+                self.remove_snapshot(iri)
+            except UsageError:
+                continue  # not a snapshot IRI: not ours to manage
         known = self.snapshot_iris()
         added = []
-        for name in repo.snapshots():
-            if name.uri(self.base) not in known:
+        for name in names:
+            if self.iris.snapshot(name) not in known:
                 self.add_snapshot(repo, repo.read_index(name))
                 added.append(name)
+        self.repair()
         return added
+
+    def _apply(self, deletes: list[ox.Quad], inserts: list[ox.Quad]) -> None:
+        """Delete and insert in one transaction (one SPARQL update: faster than `extend`)."""
+        parts = []
+        if deletes:
+            parts.append("DELETE DATA {\n" + "\n".join(f"{q} ." for q in deletes) + "\n}")
+        if inserts:
+            parts.append("INSERT DATA {\n" + "\n".join(f"{q} ." for q in inserts) + "\n}")
+        if parts:
+            self.store.update(" ;\n".join(parts))
+
+
+def _value(term: Any) -> Any:
+    """Return a query term as a Python value: IRIs and strings as str, numbers as int."""
+    if term is None:
+        return None
+    if isinstance(term, ox.Literal):
+        datatype = term.datatype.value
+        if datatype == XSD + "integer":
+            return int(term.value)
+        if datatype == XSD + "boolean":
+            return term.value == "true"
+        return term.value
+    return term.value
 
 
 _TOKENS = re.compile(
@@ -186,7 +337,7 @@ def bind_variables(text: str, bindings: dict[str, str]) -> str:
     for name, value in bindings.items():
         if value[:1] == "<" and value[-1:] == ">":
             try:
-                terms[name] = str(_n(value[1:-1]))
+                terms[name] = str(n(value[1:-1]))
             except ValueError as exc:
                 raise UsageError(f"bad IRI for ?{name}: {value}") from exc
         else:
@@ -207,11 +358,15 @@ def bind_variables(text: str, bindings: dict[str, str]) -> str:
     return result
 
 
-def rebuild(path: Path, base: str, repo: Repository) -> tuple[History, list[SnapshotName]]:
-    """Recreate the graph from the repository's blobs and the key."""
-    if path.exists():
+def rebuild(
+    path: Path, base: str, repo: SnapshotSource, store: ox.Store | None = None
+) -> tuple[History, list[SnapshotName]]:
+    """Recreate the graph (at `path`, or in `store`) from the repository's blobs and the key."""
+    if store is not None:
+        store.clear()
+    elif path.exists():
         shutil.rmtree(path)
-    history = History(path, base)
+    history = History(path, base, store)
     return history, history.sync(repo)
 
 
@@ -227,145 +382,3 @@ def _open_store(path: Path) -> ox.Store:
             if time.monotonic() > deadline:
                 raise Locked(f"the graph at {path} is in use by another process") from exc
             time.sleep(0.1)
-
-
-class _SnapshotTriples:
-    """Build the quads of one snapshot, stopping at nodes the graph has."""
-
-    def __init__(self, history: History, repo: Repository, listings: dict[ChunkId, bytes]):
-        self.history = history
-        self.repo = repo
-        self.listings = listings
-        self.base = history.base
-        self.quads: list[ox.Quad] = []
-        self.files = 0
-        self.dirs = 0
-
-    def add(self, s: ox.NamedNode, p: ox.NamedNode, o: ox.NamedNode | ox.Literal) -> None:
-        self.quads.append(ox.Quad(s, p, o))
-
-    def listing(self, tree: ChunkId) -> list[Entry]:
-        data = self.listings.get(tree)
-        if data is None:
-            data = self.repo.read_tree(tree)
-        return decode_listing(data)
-
-    def snapshot(self, index: BlobIndex) -> list[ox.Quad]:
-        name, meta = index.name, index.meta
-        s = _n(name.uri(self.base))
-        root_tree = index.root
-        root = _n(f"{self.base}/chute/dir/{self.repo.hasher.name_id('root', root_tree.hex)}")
-        self.add(s, A, _c("Snapshot"))
-        self.add(s, A, _n(PROV + "Entity"))
-        for term, value in (
-            ("domain", name.domain),
-            ("node", name.node),
-            ("mount", name.mount),
-            ("timestamp", name.timestamp),
-            ("hostname", meta.get("hostname", "")),
-        ):
-            self.add(s, _c(term), ox.Literal(value))
-        if meta.get("source"):
-            self.add(s, _c("sourcePath"), ox.Literal(_text(meta["source"])[0]))
-        self.add(s, _n(PROV + "generatedAtTime"), _dt(parse_timestamp(name.timestamp).timestamp()))
-        parent = index.public.get("parent")
-        if parent:
-            self.add(s, _n(PROV + "wasRevisionOf"), _n(SnapshotName.parse(parent).uri(self.base)))
-        self.add(s, _c("root"), root)
-        for tag in meta.get("tags", []):
-            self.add(s, _c("tag"), ox.Literal(tag))
-        for key, value in sorted(meta.get("meta", {}).items()):
-            m = _n(f"{name.uri(self.base)}#meta-{quote(key, safe='')}")
-            self.add(s, _c("meta"), m)
-            self.add(m, A, _c("MetaEntry"))
-            self.add(m, _c("key"), ox.Literal(key))
-            self.add(m, _n(RDF + "value"), ox.Literal(value))
-        stats = meta.get("stats", {})
-        self.add(s, _c("fileCount"), ox.Literal(int(stats.get("files", 0))))
-        self.add(s, _c("dirCount"), ox.Literal(int(stats.get("dirs", 0))))
-        self.add(s, _c("totalSize"), ox.Literal(int(stats.get("bytes_total", 0))))
-        self.add(s, _c("storedSize"), ox.Literal(int(index.public.get("size", 0))))
-        run = _n(f"{name.uri(self.base)}#run")
-        self.add(s, _n(PROV + "wasGeneratedBy"), run)
-        self.add(run, A, _n(PROV + "Activity"))
-        self.add(run, _n(PROV + "startedAtTime"), _dt(float(meta.get("started", 0))))
-        self.add(run, _n(PROV + "endedAtTime"), _dt(float(meta.get("ended", 0))))
-        self.add(run, _c("chuteVersion"), ox.Literal(str(meta.get("version", ""))))
-        if not self.history.has(root.value):
-            self.add(root, A, _c("Directory"))
-            self.add(root, _c("path"), ox.Literal(""))
-            self.add(root, _n(NFO + "fileName"), ox.Literal(""))
-            self.children(root, "", self.listing(root_tree))
-        return self.quads
-
-    def children(self, parent: ox.NamedNode, path: str, entries: list[Entry]) -> None:
-        for entry in entries:
-            child_path = f"{path}/{entry['name']}" if path else entry["name"]
-            node = self.entry_node(child_path, entry)
-            self.add(parent, _c("contains"), node)
-            if self.history.has(node.value):
-                continue
-            self.entry(node, child_path, entry)
-            if entry["type"] == "dir":
-                self.children(node, child_path, self.listing(ChunkId.from_hex(entry["tree"])))
-
-    def entry_node(self, path: str, entry: Entry) -> ox.NamedNode:
-        kind = "dir" if entry["type"] == "dir" else "file"
-        digest = self.repo.hasher.name_id(kind, path, entry_bytes(entry))
-        return _n(f"{self.base}/chute/{kind}/{digest}")
-
-    def entry(self, node: ox.NamedNode, path: str, e: Entry) -> None:
-        add = self.add
-        add(node, A, _c(_KIND_CLASS.get(e["type"], "Special")))
-        name, raw = _text(e["name"])
-        add(node, _c("path"), ox.Literal(_text(path)[0]))
-        add(node, _n(NFO + "fileName"), ox.Literal(name))
-        if raw is not None:
-            add(
-                node, _c("rawName"), ox.Literal(base64.b64encode(raw).decode(), datatype=XSD_BASE64)
-            )
-        add(node, _c("mode"), ox.Literal(e["mode"]))
-        add(node, _n(NFO + "permissions"), ox.Literal(mode_string(e["mode"])))
-        add(node, _c("uid"), ox.Literal(e["uid"]))
-        add(node, _c("gid"), ox.Literal(e["gid"]))
-        if "user" in e:
-            add(node, _c("owner"), ox.Literal(e["user"]))
-        if "group" in e:
-            add(node, _c("group"), ox.Literal(e["group"]))
-        add(node, _n(NFO + "fileLastModified"), _dt(e["mtime"] / 1e9))
-        add(node, _c("mtimeNs"), ox.Literal(e["mtime"]))
-        for i, (xname, value) in enumerate(sorted(e.get("xattrs", {}).items())):
-            x = _n(f"{node.value}#xattr-{i}")
-            add(node, _c("xattr"), x)
-            add(x, A, _c("ExtendedAttribute"))
-            add(x, _c("xattrName"), ox.Literal(xname))
-            add(x, _c("xattrValue"), ox.Literal(value, datatype=XSD_BASE64))
-        if e["type"] == "file":
-            self.file(node, e)
-        elif e["type"] == "symlink":
-            target, raw_target = _text(e["target"])
-            add(node, _c("target"), ox.Literal(target))
-            if raw_target is not None:
-                encoded = base64.b64encode(raw_target).decode()
-                add(node, _c("rawTarget"), ox.Literal(encoded, datatype=XSD_BASE64))
-        elif "rdev" in e:
-            add(node, _c("rdev"), ox.Literal(e["rdev"]))
-
-    def file(self, node: ox.NamedNode, e: Entry) -> None:
-        add = self.add
-        add(node, _n(NFO + "fileSize"), ox.Literal(e["size"]))
-        digest = e.get("sha256", "")
-        h = _n(f"{self.base}/chute/sha256/{digest}")
-        add(node, _n(NFO + "hasHash"), h)
-        add(h, A, _n(NFO + "FileHash"))
-        add(h, _n(NFO + "hashAlgorithm"), ox.Literal("SHA-256"))
-        add(h, _n(NFO + "hashValue"), ox.Literal(digest))
-        chunks = e.get("chunks", [])
-        add(node, _c("chunks"), ox.Literal(" ".join(chunks)))
-        add(node, _c("chunkCount"), ox.Literal(len(chunks)))
-        if e.get("sparse"):
-            add(node, _c("sparse"), ox.Literal(True))
-        if "link" in e:
-            add(node, _c("hardlinkTo"), ox.Literal(_text(e["link"])[0]))
-        if "nlink" in e:
-            add(node, _c("nlink"), ox.Literal(e["nlink"]))

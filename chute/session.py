@@ -18,6 +18,7 @@ from chute.config import Settings
 from chute.crypto import Secret
 from chute.errors import NotFound, TargetExists, UsageError
 from chute.graph import History
+from chute.graph_remote import graph_store
 from chute.ids import ChunkId, SnapshotName
 from chute.locking import SHARED, GuardedStore, lock
 from chute.repository import BlobIndex, Repository
@@ -36,7 +37,8 @@ def open_repository(settings: Settings, secret: Secret | None = None) -> Reposit
 @contextmanager
 def history(settings: Settings, repo: Repository, sync: bool = True) -> Iterator[History]:
     """Open the graph for a repository, synced with its committed snapshots."""
-    graph = History(settings.graph_path(repo.repo_id), settings.base_url)
+    remote = graph_store(settings, repo.repo_id)  # a SPARQL server, or None: embedded
+    graph = History(settings.graph_path(repo.repo_id), settings.base_url, remote)
     try:
         if sync:
             graph.sync(repo)

@@ -13,6 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# Fixtures for the scale-out tests: S3 and SPARQL servers (tests/s3util.py, tests/graphutil.py).
+pytest_plugins = ["s3util", "graphutil"]
+
 ROOT = Path(__file__).resolve().parent.parent
 CHUTE = str(ROOT / ".venv" / "bin" / "chute")
 

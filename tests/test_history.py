@@ -12,8 +12,12 @@ from pathlib import Path
 import pyshacl
 import pytest
 from conftest import ROOT, Run
+from graphutil import GraphBackend
 from rdflib import Graph
 from treeutil import make_every_kind_tree
+
+# Every test here runs on the embedded graph and on each SPARQL server (chute.graph_remote).
+pytestmark = pytest.mark.usefixtures("graph_backend")
 
 QUERIES = ROOT / "examples" / "queries"
 
@@ -156,11 +160,12 @@ def test_graph_rebuild_recreates_the_same_graph(
 
 
 def test_graph_heals_after_it_is_deleted(
-    chute: Callable[..., Run], two_snapshots: list[str], isolated_home: Path
+    chute: Callable[..., Run],
+    two_snapshots: list[str],
+    isolated_home: Path,
+    graph_backend: GraphBackend,
 ) -> None:
-    import shutil
-
-    shutil.rmtree(isolated_home / "data" / "chute" / "graph")
+    graph_backend.wipe(isolated_home)
     out = chute(
         "query", "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }", "--format", "csv"
     ).out

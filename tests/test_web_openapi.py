@@ -29,7 +29,7 @@ def routing_table(app: falcon.App) -> set[tuple[str, str]]:
                 assert set(allowed) <= methods, template
                 pairs |= {(template, m) for m in allowed}
             continue
-        pairs |= {(route.path, m) for m in methods}
+        pairs |= {(route.path.replace(":path}", "}"), m) for m in methods}
     return pairs
 
 

@@ -15,7 +15,9 @@ counts per directory skewed (a few hold hundreds), log-normal sizes
 (median ~8 KiB, some of many MiB), a few symlinks and extended attributes.
 Churn per snapshot is a fraction of the files (`churn`, default 1%):
 75% rewritten, 5% metadata-only changes (chmod, touch), 10% created, 10%
-deleted, and now and then a new directory with a few files. Seven in ten
+deleted, and now and then a new directory with a few files. One file in a
+hundred is a copy of another (duplicate content); a few in a thousand are
+setuid or world-writable. Seven in ten
 changes fall in a "hot" 5% of the directories, as work does; the rest
 anywhere. Everything follows from the seed.
 """
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,7 @@ class SyntheticTree:
         self.dirs: list[Dir] = [self.top]
         self.files: list[tuple[Dir, str]] = []
         self.where: dict[tuple[str, str], int] = {}  # (dir path, name) -> index in files
+        self.deleted: list[str] = []  # paths of files deleted so far
         self._grow(params.files)
         count = max(1, len(self.dirs) // 20)
         self.hot = self.rng.sample(self.dirs, count)
@@ -138,10 +140,11 @@ class SyntheticTree:
         kind = rng.random()
         name = f"f{self.serial:06d}" + rng.choice((".txt", ".md", ".py", ".jpg", ".json", ".log"))
         when = (self.now - rng.randrange(DAY * 365)) * NS
+        mode = 0o104755 if kind < 0.001 else 0o100666 if kind < 0.002 else 0o100644
         entry: Entry = {
             "name": name,
             "type": "file",
-            "mode": 0o100755 if kind < 0.03 else 0o100644,
+            "mode": 0o100755 if 0.002 <= kind < 0.03 else mode,
             "uid": 1000,
             "gid": 1000,
             "user": "alice",
@@ -152,6 +155,8 @@ class SyntheticTree:
         }
         if kind > 0.99:
             entry.update(type="symlink", mode=0o120777, target=f"../{name}.orig")
+        elif 0.97 < kind <= 0.98 and self.files:
+            self._copy_content(entry)
         else:
             self._new_content(entry)
         if 0.98 < kind <= 0.99:
@@ -167,6 +172,16 @@ class SyntheticTree:
         entry["size"] = size
         entry["sha256"] = self.rng.randbytes(32).hex()
         entry["chunks"] = [self.rng.randbytes(32).hex() for _ in range(1 + (size >> 20))]
+
+    def _copy_content(self, entry: Entry) -> None:
+        """Make a file a copy of another (duplicate content, as people do)."""
+        place, name = self.files[self.rng.randrange(len(self.files))]
+        other = place.files[name]
+        if other["type"] != "file":
+            self._new_content(entry)
+            return
+        for key in ("size", "sha256", "chunks"):
+            entry[key] = other[key]
 
     # --- changing --------------------------------------------------------
 
@@ -217,6 +232,7 @@ class SyntheticTree:
             return
         at = self._pick_file()
         place, name = self.files[at]
+        self.deleted.append(f"{place.path}/{name}")
         del place.files[name]
         del self.where[(place.path, name)]
         last = self.files.pop()
@@ -251,17 +267,12 @@ class SyntheticTree:
 
     def stats(self) -> dict[str, int]:
         """Return what a put would count: files, directories and bytes."""
-        sizes = [p.files[n].get("size", 0) for p, n in self.files]
+        entries = [e for d in self.dirs for e in d.files.values()]
         return {
-            "files": sum(1 for p, n in self.files if p.files[n]["type"] == "file"),
+            "files": sum(1 for e in entries if e["type"] == "file"),
             "dirs": len(self.dirs),
-            "bytes_total": sum(sizes),
+            "bytes_total": sum(e.get("size", 0) for e in entries),
         }
-
-    def paths(self) -> Iterator[str]:
-        """Yield the path of every file and symlink in the tree now."""
-        for place, name in self.files:
-            yield f"{place.path}/{name}"
 
 
 @dataclass
@@ -284,11 +295,6 @@ def write_snapshot(
     p = tree.params
     name = SnapshotName(p.domain, p.node, p.mount, timestamp_now(tree.now))
     root, listings = tree.listings(repo.hasher)
-    writer = BlobWriter(repo, name)
-    index = repo.index()
-    for tid, data in listings.items():
-        if index.claim(tid):
-            writer.append(T_TREE, tid, writer.seal(T_TREE, tid, data, compress=True))
     meta = {
         "tree": root.hex,
         "source": f"/{p.mount}",
@@ -300,6 +306,15 @@ def write_snapshot(
         "version": "synthetic",
         "stats": tree.stats(),
     }
+    writer = BlobWriter(repo, name)
+    try:
+        index = repo.index()
+        for tid, data in listings.items():
+            if index.claim(tid):
+                writer.append(T_TREE, tid, writer.seal(T_TREE, tid, data, compress=True))
+    except BaseException:
+        writer.abort()
+        raise
     committed: BlobIndex = writer.commit(meta, parent)
     started = time.perf_counter()
     triples = history.add_snapshot(repo, committed, listings)

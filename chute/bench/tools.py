@@ -8,8 +8,8 @@ file for chute, RESTIC_PASSWORD for restic, BORG_PASSPHRASE for borg.
 
 from __future__ import annotations
 
+import glob
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -170,8 +170,8 @@ class Chute(Tool):
         return not self.has_find
 
     def find(self, place: Place, name: str) -> Command:
-        if self.has_find:  # a regular expression over paths, one line per version
-            return Command((self.binary, "find", f"(^|/){re.escape(name)}$"))
+        if self.has_find:  # the file name as a glob, one line per snapshot holding it
+            return Command((self.binary, "find", "--each", glob.escape(name)))
         literal = name.replace("\\", "\\\\").replace('"', '\\"')
         query = (
             "SELECT ?snapshot ?path WHERE { "

@@ -93,6 +93,9 @@ def run_waitress(settings: Any, serve: Any) -> None:
         max_request_body_size=serve.max_body,
         clear_untrusted_proxy_headers=True,
         ident="chute",
+        # waitress reads 8 KiB per recv() by default; pushes of MiB-sized windows spend
+        # much of their time there. 256 KiB made loopback pushes ~25% faster.
+        recv_bytes=1 << 18,
     )
 
     def stop(signum: int, frame: Any) -> None:
@@ -132,13 +135,20 @@ def _tokens(c: Ctx) -> Any:
 @token.command("add")
 @click.argument("name")
 @click.option("--scope", default="read", show_default=True, help="read,write,delete,admin")
+@click.option(
+    "--prefix",
+    "prefixes",
+    multiple=True,
+    metavar="DOMAIN[/NODE]",
+    help="Reach only these nodes' repositories (repeatable; no plaintext routes).",
+)
 @common
-def token_add(c: Ctx, name: str, scope: str) -> None:
+def token_add(c: Ctx, name: str, scope: str, prefixes: tuple[str, ...]) -> None:
     """Create a token; its secret is printed once, on the last line."""
-    from chute.web.tokens import parse_scopes
+    from chute.web.tokens import parse_prefixes, parse_scopes
 
     scopes = parse_scopes(scope)
-    secret = _tokens(c).add(name, scopes)
+    secret = _tokens(c).add(name, scopes, parse_prefixes(prefixes))
     click.echo(f"token {name} ({','.join(sorted(scopes))}); it is shown once, keep it:", err=True)
     click.echo(secret)
 
@@ -149,14 +159,15 @@ def token_add(c: Ctx, name: str, scope: str) -> None:
 def token_list(c: Ctx, as_json: bool) -> None:
     """List tokens (names, scopes, creation times; never secrets)."""
     rows = [
-        {"name": t.name, "scopes": sorted(t.scopes), "created": t.created}
+        {"name": t.name, "scopes": sorted(t.scopes), "created": t.created, "prefixes": t.prefixes}
         for t in _tokens(c).list()
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['name']}\t{','.join(row['scopes'])}\t{row['created']}")
+        only = ",".join(row["prefixes"]) or "*"
+        click.echo(f"{row['name']}\t{','.join(row['scopes'])}\t{row['created']}\t{only}")
 
 
 @token.command("revoke")

@@ -69,9 +69,13 @@ class BlobStore(ABC):
 
 
 def open_store(location: str) -> BlobStore:
-    """Open the store at `location` (a directory path or `file://` URL)."""
+    """Open the store at `location` (a directory path, `file://` or `s3://bucket/prefix` URL)."""
     from chute.store.local import LocalStore
 
+    if location.startswith("s3:"):  # s3:/x is a typo, not a directory named "s3:"
+        from chute.store.s3 import S3Store
+
+        return S3Store.from_url(location)
     if location.startswith("file://"):
         location = location[len("file://") :]
     if "://" in location:

@@ -3,8 +3,10 @@
 Each resource declares, per HTTP method, the scopes of which a token must
 hold one (`scopes = {"GET": READ, ...}`); a method missing from the map is
 public. A missing or unknown token is 401 (with `WWW-Authenticate`), a
-token without the scope 403. With `no_auth` (loopback only) every request
-passes.
+token without the scope 403. A token limited to some nodes (`prefixes`)
+reaches only resources that check the node they serve (`spaced = True`,
+which call `check_space`); elsewhere it is 403. With `no_auth` (loopback
+only) every request passes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import falcon
 
 from chute.errors import Forbidden, Unauthorized
-from chute.web.tokens import TokenStore
+from chute.web.tokens import Token, TokenStore
 
 READ = frozenset({"read"})
 WRITE = frozenset({"write"})
@@ -54,4 +56,28 @@ class TokenAuth:
             raise Unauthorized("unknown or revoked token")
         if not token.allows(accepted):
             raise Forbidden(f"token {token.name} lacks the scope {' or '.join(sorted(accepted))}")
+        if token.prefixes and not getattr(resource, "spaced", False):
+            raise Forbidden(f"token {token.name} is limited to {', '.join(token.prefixes)}")
         req.context.token = token
+
+
+def request_token(req: falcon.Request) -> Token | None:
+    """The token a request was authenticated with (None without authentication)."""
+    token: Token | None = getattr(req.context, "token", None)
+    return token
+
+
+def check_space(req: falcon.Request, domain: str, node: str) -> None:
+    """Refuse a request whose token is limited to other nodes."""
+    token = request_token(req)
+    if token is not None and not token.covers(domain, node):
+        raise Forbidden(f"token {token.name} does not reach {domain}/{node}")
+
+
+def check_scope(req: falcon.Request, accepted: frozenset[str], what: str) -> None:
+    """Refuse a request whose token holds none of `accepted` (for checks finer than a method)."""
+    token = request_token(req)
+    if token is not None and not token.allows(accepted):
+        raise Forbidden(
+            f"token {token.name} lacks the scope {' or '.join(sorted(accepted))} {what}"
+        )

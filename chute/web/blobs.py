@@ -2,25 +2,33 @@
 
 The path after `/chute/blob/` is parsed by `blobnames.parse_blob_path`
 into one of five kinds; `BLOB_ROUTES` says which methods each kind has
-(the OpenAPI document is checked against it).
+(the OpenAPI document is checked against it). A blob's domain and node
+choose the repository (`chute.web.spaces`): this node's own, or the one
+held for that node.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import falcon
 
 from chute.errors import NotFound, UsageError
-from chute.store.base import BlobStore
-from chute.web.auth import BLOB_READ, DELETE, WRITE
-from chute.web.blobnames import BlobPath, parse_blob_path
-from chute.web.blobservice import DEFAULT_WINDOW, BlobInfo, BlobService, parse_digest
+from chute.web.auth import BLOB_READ, DELETE, WRITE, check_space, request_token
+from chute.web.blobnames import BlobPath, parse_blob_path, parse_name
+from chute.web.blobservice import (
+    DEFAULT_WINDOW,
+    BlobInfo,
+    PublicIndex,
+    parse_digest,
+    parse_window_hashes,
+)
 from chute.web.bodies import read_body
 from chute.web.ranges import byte_range, content_range, etag_matches, if_range_allows
+from chute.web.spaces import Space, Spaces
 
 OCTETS = "application/octet-stream"
 
@@ -71,54 +79,79 @@ class BlobCollection:
     """`/chute/blob/`: list complete blobs, commit an index.json."""
 
     scopes = SCOPES
+    spaced = True
 
-    def __init__(self, service: BlobService, max_index: int) -> None:
-        self.service = service
+    def __init__(
+        self, spaces: Spaces, max_index: int, changed: Callable[[Space], None] | None = None
+    ) -> None:
+        self.spaces = spaces
         self.max_index = max_index
+        self.changed = changed
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         filters = {k: req.get_param(k) or "" for k in ("domain", "node", "mount")}
-        resp.media = [b.as_json() for b in self.service.list(**filters)]
+        token = request_token(req)
+        found: list[BlobInfo] = []
+        for space in self.spaces.all():
+            if filters["domain"] and space.domain != filters["domain"]:
+                continue
+            if token is not None and not token.covers(space.domain, space.node):
+                continue
+            found.extend(
+                b
+                for b in space.service.list(**filters)
+                if (b.name.domain, b.name.node) == (space.domain, space.node)
+            )
+        resp.media = [b.as_json() for b in sorted(found, key=lambda b: b.name.path)]
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        name, new = self.service.commit(read_body(req, self.max_index))
+        data = read_body(req, self.max_index)
+        name = parse_name(PublicIndex.parse(data).path)
+        check_space(req, name.domain, name.node)
+        space = self.spaces.get(name.domain, name.node)
+        path, new = space.service.commit(data)
+        if new and self.changed is not None:
+            self.changed(space)
         resp.status = falcon.HTTP_201 if new else falcon.HTTP_200
-        resp.location = f"/chute/blob/{name.path}/"
-        resp.media = {"path": name.path, "location": resp.location, "created": new}
+        resp.location = f"/chute/blob/{path}/"
+        resp.media = {"path": path, "location": resp.location, "created": new}
 
 
 class BlobItem:
     """`/chute/blob/<blob>/...`: index, stream, windows, window hashes, delete."""
 
     scopes = SCOPES
+    spaced = True
 
-    def __init__(self, service: BlobService, store: BlobStore) -> None:
-        self.service = service
-        self.store = store
+    def __init__(self, spaces: Spaces, changed: Callable[[Space], None] | None = None) -> None:
+        self.spaces = spaces
+        self.changed = changed
 
-    def _path(self, rest: str, method: str) -> BlobPath:
+    def _path(self, req: falcon.Request, rest: str, method: str) -> tuple[BlobPath, Space]:
         path = parse_blob_path(rest)
         allowed = BLOB_ROUTES[path.kind][1]
         if method not in allowed:
             raise falcon.HTTPMethodNotAllowed(list(allowed))
-        return path
+        check_space(req, path.name.domain, path.name.node)
+        return path, self.spaces.get(path.name.domain, path.name.node)
 
     # --- GET / HEAD -------------------------------------------------------
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, rest: str) -> None:
-        path = self._path(rest, req.method)
+        path, space = self._path(req, rest, req.method)
+        blob = path.name.path
         if path.kind == "index":
-            self._get_index(req, resp, path)
+            self._get_index(req, resp, space, blob)
         elif path.kind == "stream":
-            self._get_stream(req, resp, path)
+            self._get_stream(req, resp, space, blob)
         elif path.kind == "window":
-            data = self.service.window(path.name, path.window or 0, path.number or 0)
+            data = space.service.window(blob, path.window or 0, path.number or 0)
             send_range(req, resp, len(data), None, lambda a, b: iter([data[a:b]]))
         elif path.kind == "window-hash":
-            data = self.service.window(path.name, path.window or 0, path.number or 0)
+            data = space.service.window(blob, path.window or 0, path.number or 0)
             resp.media = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
         else:
-            index = self.service.index(path.name)
+            index = space.service.index(blob)
             resp.media = {
                 **BlobInfo(path.name).as_json(),
                 "size": index.size,
@@ -128,8 +161,10 @@ class BlobItem:
 
     on_head = on_get
 
-    def _get_index(self, req: falcon.Request, resp: falcon.Response, path: BlobPath) -> None:
-        data = self.service.index_bytes(path.name)
+    def _get_index(
+        self, req: falcon.Request, resp: falcon.Response, space: Space, blob: str
+    ) -> None:
+        data = space.service.index_bytes(blob)
         etag = f'"{hashlib.sha256(data).hexdigest()}"'
         resp.etag = etag
         if etag_matches(req.get_header("If-None-Match"), etag):
@@ -138,31 +173,28 @@ class BlobItem:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = data
 
-    def _get_stream(self, req: falcon.Request, resp: falcon.Response, path: BlobPath) -> None:
-        index = self.service.index(path.name)
+    def _get_stream(
+        self, req: falcon.Request, resp: falcon.Response, space: Space, blob: str
+    ) -> None:
+        index = space.service.index(blob)
         if _wants_json(req):
             resp.media = {"sha256": index.checksum, "size": index.size}
             return
 
         def chunks(start: int, end: int) -> Iterator[bytes]:
-            return self.service.read_stream(index, start, end)
+            return space.service.read_stream(index, start, end)
 
         send_range(req, resp, index.size, f'"{index.checksum}"', chunks)
 
     # --- PUT --------------------------------------------------------------
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, rest: str) -> None:
-        path = self._path(rest, "PUT")
-        sha = parse_digest(req.get_header("Content-Digest"), req.get_header("Chute-Sha256"))
+        path, space = self._path(req, rest, "PUT")
         if path.kind == "window":
-            n = path.window or 0
-            self.service.check_window_size(n)
-            data = read_body(req, min(n, self.service.max_window))
-            new = self.service.put_window(path.name, n, path.number or 0, data, sha)
-            resp.status = falcon.HTTP_201 if new else falcon.HTTP_200
-            resp.media = True
+            put_windows(req, resp, space, path.name.path, path.window or 0, path.number or 0)
             return
-        n = self._stream_window(req, path)
+        sha = parse_digest(req.get_header("Content-Digest"), req.get_header("Chute-Sha256"))
+        n = self._stream_window(req, space, path.name.path)
         header = req.get_header("Content-Range")
         if header:
             start, end, total = content_range(header)
@@ -174,30 +206,56 @@ class BlobItem:
             )
         if req.content_length is not None and req.content_length != end - start:
             raise UsageError("Content-Length does not match Content-Range")
-        complete = self.service.put_stream(path.name, n, req.bounded_stream, start, end, total, sha)
+        complete = space.service.put_stream(
+            path.name.path, n, req.bounded_stream, start, end, total, sha
+        )
         resp.status = falcon.HTTP_201
         resp.media = complete
 
-    def _stream_window(self, req: falcon.Request, path: BlobPath) -> int:
+    def _stream_window(self, req: falcon.Request, space: Space, blob: str) -> int:
         given = req.get_header("Chute-Window") or req.get_param("window")
         if given:
             if not given.isdigit():
                 raise UsageError("Chute-Window wants a number of bytes")
             return int(given)
         try:
-            return self.service.index(path.name).window
+            return space.service.index(blob).window
         except NotFound:
             pass
         try:
-            return int(json.loads(self.store.get("config")).get("window", DEFAULT_WINDOW))
+            return int(json.loads(space.store.get("config")).get("window", DEFAULT_WINDOW))
         except (NotFound, ValueError, AttributeError):
             return DEFAULT_WINDOW
 
     # --- DELETE -----------------------------------------------------------
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, rest: str) -> None:
-        path = self._path(rest, "DELETE")
-        resp.media = {"deleted": self.service.delete(path.name)}
+        path, space = self._path(req, rest, "DELETE")
+        resp.media = {"deleted": space.service.delete(path.name.path)}
+        if self.changed is not None:
+            self.changed(space)
+
+
+def put_windows(
+    req: falcon.Request, resp: falcon.Response, space: Space, blob: str, n: int, m: int
+) -> None:
+    """PUT window m (one digest header) or windows m, m+1, ... (`Chute-Windows`)."""
+    service = space.service
+    service.check_window_size(n)
+    several = req.get_header("Chute-Windows")
+    if several:
+        hashes = parse_window_hashes(several)
+        if req.content_length is None:
+            raise falcon.HTTPLengthRequired(description="a windows PUT needs Content-Length")
+        new = service.put_windows(blob, n, m, req.bounded_stream, req.content_length, hashes)
+        resp.status = falcon.HTTP_201 if new else falcon.HTTP_200
+        resp.media = {"windows": len(hashes), "new": new}
+        return
+    sha = parse_digest(req.get_header("Content-Digest"), req.get_header("Chute-Sha256"))
+    data = read_body(req, min(n, service.max_window))
+    new_one = service.put_window(blob, n, m, data, sha)
+    resp.status = falcon.HTTP_201 if new_one else falcon.HTTP_200
+    resp.media = True
 
 
 def _wants_json(req: falcon.Request) -> bool:

@@ -66,6 +66,30 @@ WINDOW = [
         "schema": {"type": "integer", "minimum": 0},
     },
 ]
+SPACE = [
+    {
+        "name": "domain",
+        "in": "path",
+        "required": True,
+        "description": "The node's domain.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "node",
+        "in": "path",
+        "required": True,
+        "description": "The node.",
+        "schema": {"type": "string"},
+    },
+]
+OBJECT = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The object's name in the repository (`config`, `keys/<id>`, "
+    "`<blob>/0/<n>/<m>`, `<blob>/index.json` ...).",
+    "schema": {"type": "string"},
+}
 DIGEST = [
     _header("Content-Digest", "`sha-256=:<base64>:` of the body (RFC 9530)."),
     _header("Chute-Sha256", "Hex SHA-256 of the body (instead of Content-Digest)."),
@@ -231,6 +255,83 @@ PATHS: dict[str, dict[str, Any]] = {
                 )
             },
             parameters=[BLOB, *WINDOW],
+        ),
+    },
+    "/chute/repo/{domain}/{node}/": {
+        "get": _op(
+            "List the objects of the repository held for (or being) a node.",
+            "read or write",
+            {"200": _json("Object names, sorted.", {"type": "array", "items": {"type": "string"}})},
+            parameters=[*SPACE, _query("prefix", "Only names under this prefix.")],
+        ),
+    },
+    "/chute/repo/{domain}/{node}/{name}": {
+        "get": _op(
+            "One object of a repository (Range: 206); its SHA-256 with `digest=sha256`; "
+            "several consecutive windows with `count`.",
+            "read or write",
+            {
+                "200": {"description": "The object.", "content": OCTETS},
+                "206": {"description": "A range of it.", "content": OCTETS},
+                "416": _error("Range not satisfiable."),
+            },
+            parameters=[
+                *SPACE,
+                OBJECT,
+                _header("Range", "bytes=FIRST-LAST"),
+                _query("digest", "`sha256`: answer the object's SHA-256 and size as JSON."),
+                {
+                    "name": "count",
+                    "in": "query",
+                    "required": False,
+                    "description": "On a window `<blob>/0/<n>/<m>`: up to this many consecutive "
+                    "windows in one body; their sizes in `Chute-Window-Sizes`.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1024},
+                },
+            ],
+        ),
+        "head": _op(
+            "As GET, without the body (its size in Content-Length).",
+            "read or write",
+            {"200": {"description": "OK"}},
+            parameters=[*SPACE, OBJECT],
+        ),
+        "put": _op(
+            "Store an object. Windows are verified (a digest, or `Chute-Windows` for several "
+            "in one body); index.json is stored only once every window it lists is verified.",
+            "write (replace: delete, except under locks/)",
+            {
+                "201": _json("Stored."),
+                "200": _json("The identical object was already there."),
+                "409": _error("Other bytes are stored under that name."),
+                "413": _error("Too large."),
+                "422": _error("A SHA-256 does not match, or a window is missing."),
+            },
+            parameters=[
+                *SPACE,
+                OBJECT,
+                *DIGEST,
+                _header(
+                    "Chute-Windows", "Hex SHA-256 of each window in the body, comma-separated."
+                ),
+                _header(
+                    "Chute-Pruned", "On index.json: windows the owner's prune removed (3,5-9)."
+                ),
+                {
+                    "name": "replace",
+                    "in": "query",
+                    "required": False,
+                    "description": "Overwrite a mutable object (not a window, not index.json).",
+                    "schema": {"type": "boolean"},
+                },
+            ],
+            requestBody={"required": True, "content": OCTETS},
+        ),
+        "delete": _op(
+            "Delete an object.",
+            "delete (write under locks/)",
+            {"200": _json("Deleted (or it was not there).")},
+            parameters=[*SPACE, OBJECT],
         ),
     },
     "/chute/sparql": {

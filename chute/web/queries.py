@@ -10,6 +10,7 @@ killed (its graph lock goes with it) and the query is answered with the
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from chute import errors
 from chute.graph import LOCK_WAIT
+from chute.graph_remote import RemoteGraph
 from chute.web import queryworker
 from chute.web.queryworker import QueryRequest
 
@@ -26,11 +28,22 @@ from chute.web.queryworker import QueryRequest
 class QueryRunner:
     """The parent side of the query worker."""
 
-    def __init__(self, graph_path: Path, base: str, time_limit: float, idle: float) -> None:
+    def __init__(
+        self,
+        graph_path: Path,
+        base: str,
+        time_limit: float,
+        idle: float,
+        held_dir: Path | None = None,
+        remote: RemoteGraph | None = None,
+    ) -> None:
         self.graph_path = graph_path
         self.base = base
         self.time_limit = time_limit
         self.idle = idle
+        self.held_dir = held_dir
+        self.remote = remote  # a graph on a SPARQL server (chute.graph_remote), or None
+        self.held_version = 0
         self._lock = threading.Lock()
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
@@ -43,7 +56,14 @@ class QueryRunner:
         parent, child = context.Pipe()
         process = context.Process(
             target=queryworker.main,
-            args=(child, str(self.graph_path), self.base, self.idle),
+            args=(
+                child,
+                str(self.graph_path),
+                self.base,
+                self.idle,
+                None if self.held_dir is None else str(self.held_dir),
+                self.remote,
+            ),
             name="chute-query",
             daemon=True,
         )
@@ -63,6 +83,7 @@ class QueryRunner:
     def run(self, request: QueryRequest) -> tuple[str, bytes]:
         """Run one query; return (media type, body) or raise the error it met."""
         started = time.monotonic()
+        request = dataclasses.replace(request, held_version=self.held_version)
         if not self._lock.acquire(timeout=self.time_limit):
             raise errors.LimitExceeded("the server is busy with other queries; try again")
         try:
@@ -98,6 +119,10 @@ class QueryRunner:
         if not (isinstance(cls, type) and issubclass(cls, errors.ChuteError)):
             cls = errors.StorageError
         raise cls(message)
+
+    def held_changed(self) -> None:
+        """Note that a held repository changed: the next query rewrites its triples first."""
+        self.held_version += 1
 
     def close(self) -> None:
         """Stop the worker."""

@@ -15,6 +15,11 @@ worker keeps it open while queries keep coming and closes it after
 Protocol over a pipe: the parent sends `QueryRequest`; the worker answers
 `("open",)` once the graph is open, then `("ok", media_type, body)` or
 `("error", error_class_name, message)`.
+
+On a server that holds repositories for other nodes, the worker also keeps
+the graph's description of them current (`chute.web.held`): it rewrites it
+whenever it opens the graph and whenever a request carries a newer
+`held_version` than the one it wrote.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import pyoxigraph as ox
 
 from chute import errors
 from chute.graph import PREFIXES, History, bind_variables
+from chute.graph_remote import RemoteGraph, open_remote
+from chute.web.held import apply_held, held_quads
 
 RESULT_TYPES: dict[str, ox.QueryResultsFormat] = {
     "application/sparql-results+json": ox.QueryResultsFormat.JSON,
@@ -72,6 +79,7 @@ class QueryRequest:
     named_graphs: tuple[str, ...] = ()
     bindings: dict[str, str] = field(default_factory=dict)
     max_rows: int = 100_000
+    held_version: int = 0
 
 
 def choose(accept: tuple[str, ...], table: dict[str, Any], default: str) -> str:
@@ -132,14 +140,23 @@ def _check_rows(count: int, limit: int) -> None:
         raise errors.LimitExceeded(f"the answer has more than {limit} rows; narrow the query")
 
 
-def main(conn: Connection, graph_path: str, base: str, idle: float) -> None:
+def main(
+    conn: Connection,
+    graph_path: str,
+    base: str,
+    idle: float,
+    held_dir: str | None = None,
+    remote: RemoteGraph | None = None,
+) -> None:
     """Serve queries from the parent until the pipe closes."""
     history: History | None = None
+    held_written: int | None = None
     try:
         while True:
             if history is not None and not conn.poll(idle):
                 history.close()
                 history = None
+                held_written = None
                 continue
             try:
                 request = conn.recv()
@@ -147,7 +164,10 @@ def main(conn: Connection, graph_path: str, base: str, idle: float) -> None:
                 return
             try:
                 if history is None:
-                    history = History(Path(graph_path), base)
+                    history = History(Path(graph_path), base, open_remote(remote))
+                if held_dir is not None and held_written != request.held_version:
+                    apply_held(history.store, held_quads(Path(held_dir), base))
+                    held_written = request.held_version
                 conn.send(("open",))
                 media, body = run_query(history.store, request)
                 conn.send(("ok", media, body))

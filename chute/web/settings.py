@@ -39,6 +39,14 @@ class ServeSettings:
     blobs_only: bool = _setting(
         False, "Serve only the blob API (no key is opened: a pure storage peer)."
     )
+    held_dir: str = _setting(
+        "",
+        "Directory of the repositories held for other nodes, one per domain/node "
+        "(empty: $XDG_DATA_HOME/chute/held).",
+    )
+    max_object: int = _setting(
+        256 << 20, "Largest other object (config, keys, tombstones, locks) in bytes."
+    )
     query_time_limit: float = _setting(
         10.0, "Seconds a SPARQL query may run before it is stopped (its worker is killed)."
     )
@@ -51,7 +59,8 @@ class ServeSettings:
         host = split_bind(self.bind)[0]
         if self.no_auth and not is_loopback(host):
             raise UsageError(f"--no-auth is accepted only on a loopback address, not {host}")
-        for name in ("threads", "connection_limit", "channel_timeout", "max_body", "max_window"):
+        positive = ("threads", "connection_limit", "channel_timeout", "max_body", "max_window")
+        for name in (*positive, "max_object"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"setting {name} must be positive")
         if self.query_time_limit <= 0 or self.query_row_limit <= 0 or self.graph_idle < 0:

@@ -11,6 +11,12 @@ and blob reads), `write` (blob uploads and blob reads: what a storage peer's
 client needs), `delete` (DELETE of blobs), `admin` (everything, and
 `POST /chute/snapshot`). Give a storage peer `write` (plus `delete` if it
 may prune), never `read`: `read` opens this node's plaintext history.
+
+A token may be limited to some nodes' repositories (`prefixes`: `<domain>`
+or `<domain>/<node>`): it then reaches only the blobs and repositories of
+those nodes, and never a plaintext route. That is how peers are mutual:
+A gives B a `write` token limited to `<B's domain>/<B's node>`, so B can
+push its own blobs to A and touch nothing else.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from chute.errors import NotFound, StorageError, UsageError
 SCOPES = ("read", "write", "delete", "admin")
 PREFIX = "chute_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_SEGMENT = re.compile(r"^(?!\.)[A-Za-z0-9._~%-]{1,255}\Z")
 
 
 @dataclass(frozen=True)
@@ -42,10 +49,28 @@ class Token:
     scopes: frozenset[str]
     created: str
     sha256: str
+    prefixes: tuple[str, ...] = ()
 
     def allows(self, accepted: frozenset[str]) -> bool:
         """Tell whether this token holds one of the accepted scopes (admin holds all)."""
         return "admin" in self.scopes or bool(self.scopes & accepted)
+
+    def covers(self, domain: str, node: str) -> bool:
+        """Tell whether this token may reach the repository of `<domain>/<node>`."""
+        if not self.prefixes:
+            return True
+        return any(p in (domain, f"{domain}/{node}") for p in self.prefixes)
+
+
+def parse_prefixes(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Check `<domain>` or `<domain>/<node>` prefixes; UsageError otherwise."""
+    found = []
+    for value in values:
+        parts = value.strip().strip("/").split("/")
+        if not 1 <= len(parts) <= 2 or not all(_SEGMENT.match(p) for p in parts):
+            raise UsageError(f"a token prefix is DOMAIN or DOMAIN/NODE, not {value!r}")
+        found.append("/".join(parts))
+    return tuple(sorted(set(found)))
 
 
 def parse_scopes(text: str) -> frozenset[str]:
@@ -81,7 +106,13 @@ class TokenStore:
             try:
                 data = json.loads(self.path.read_text())
                 self._tokens = [
-                    Token(t["name"], frozenset(t["scopes"]), t["created"], t["sha256"])
+                    Token(
+                        t["name"],
+                        frozenset(t["scopes"]),
+                        t["created"],
+                        t["sha256"],
+                        tuple(t.get("prefixes", ())),
+                    )
                     for t in data["tokens"]
                 ]
             except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -98,6 +129,7 @@ class TokenStore:
                     "scopes": sorted(t.scopes),
                     "created": t.created,
                     "sha256": t.sha256,
+                    **({"prefixes": list(t.prefixes)} if t.prefixes else {}),
                 }
                 for t in tokens
             ],
@@ -117,7 +149,7 @@ class TokenStore:
         with self._lock:
             return list(self._load())
 
-    def add(self, name: str, scopes: frozenset[str]) -> str:
+    def add(self, name: str, scopes: frozenset[str], prefixes: tuple[str, ...] = ()) -> str:
         """Create a token; return its secret (shown once, never stored)."""
         if not _NAME.match(name):
             raise UsageError(f"invalid token name {name!r} (letters, digits, . _ -)")
@@ -127,7 +159,7 @@ class TokenStore:
                 raise UsageError(f"a token named {name} exists (revoke it first)")
             secret = PREFIX + secrets.token_urlsafe(32)
             created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            tokens.append(Token(name, scopes, created, _digest(secret)))
+            tokens.append(Token(name, scopes, created, _digest(secret), prefixes))
             self._save(tokens)
             return secret
 

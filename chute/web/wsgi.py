@@ -6,7 +6,9 @@ Settings come from `config.toml` and `CHUTE_*` / `CHUTE_SERVE_*` variables,
 as for `chute serve`. Authentication is always on here (`no_auth` is
 refused: the bind address is gunicorn's, so loopback cannot be checked).
 One worker process with threads is the shape to run: the graph can be open
-in one process at a time (see `chute.web.queryworker`).
+in one process at a time (see `chute.web.queryworker`). With the graph on a
+SPARQL server (`CHUTE_GRAPH`, `chute.graph_remote`) run as many workers, on as
+many hosts, as you like: no state is then local to a process.
 """
 
 from __future__ import annotations

@@ -1,0 +1,391 @@
+"""The span index: which snapshots hold each entry version, kept in step with the graph.
+
+Entry versions are shared between snapshots (see `chute.graph_write`), so
+"which snapshots hold this version" is a walk up `chute:contains` to the
+roots. To answer history questions without walking, the graph also keeps,
+per mount (the snapshots of one domain, node and mount label, in timestamp
+order), a *span* for every unbroken run of snapshots holding a version:
+
+    <snapshot> chute:snapshotOf <mount> ;          # <base>/chute/blob/<domain>/<node>/<mount>/
+               chute:previous <snapshot before it> .
+    <since>#span-<version digest> a chute:Span ;
+        chute:version <version> ;
+        chute:since <first snapshot of the run> ;
+        chute:until <first later snapshot without it> .   # absent while the latest holds it
+
+A new snapshot opens a span for each version it adds and closes (adds
+`chute:until` to) the span of each version it drops, so the index grows
+with change, never with the number of snapshots. The difference between two
+snapshots is found by walking both trees from their roots and skipping every
+directory version they share (Merkle pruning): its cost follows the
+directories that changed.
+
+Appending a snapshot (the usual case) only inserts triples. Removing one
+(forget) rewrites the spans that start or end at it. Anything else — a
+snapshot added between two others, or a series whose recorded predecessors
+do not match the graph (triples deleted by other means, a graph written by
+an older chute) — recomputes the spans of that mount from its snapshots'
+trees (`series_quads`), which is also the definition the fast paths follow.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+import pyoxigraph as ox
+
+from chute.errors import UsageError
+from chute.graph_terms import (
+    CONTAINS,
+    HAS_HASH,
+    META,
+    MOUNT,
+    PATH,
+    PREVIOUS,
+    PROV,
+    ROOT,
+    SINCE,
+    SNAPSHOT_OF,
+    SPAN,
+    UNTIL,
+    VERSION,
+    XATTR,
+    A,
+    Iris,
+    c,
+    n,
+    value,
+)
+from chute.ids import SnapshotName
+
+Subject = ox.NamedNode | ox.BlankNode | ox.Triple
+
+
+class TreeView:
+    """Children and paths of entry versions: pending ones first, then the store's."""
+
+    def __init__(
+        self,
+        store: ox.Store,
+        iris: Iris,
+        children: dict[str, list[str]] | None = None,
+        paths: dict[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.iris = iris
+        self.pending_children = children or {}
+        self.pending_paths = paths or {}
+
+    def children(self, iri: str) -> list[str]:
+        kids = self.pending_children.get(iri)
+        if kids is not None:
+            return kids
+        quads = self.store.quads_for_pattern(n(iri), CONTAINS, None)
+        return [value(q.object) for q in quads]
+
+    def path(self, iri: str) -> str:
+        path = self.pending_paths.get(iri)
+        if path is not None:
+            return path
+        for quad in self.store.quads_for_pattern(n(iri), PATH, None):
+            return value(quad.object)
+        return ""
+
+
+def diff(view: TreeView, old_root: str | None, new_root: str | None) -> tuple[list[str], list[str]]:
+    """Return (added, removed) entry versions between two trees, skipping shared subtrees."""
+    added: list[str] = []
+    removed: list[str] = []
+    stack: list[tuple[str | None, str | None]] = [(old_root, new_root)]
+    while stack:
+        old, new = stack.pop()
+        if old == new:
+            continue
+        before = set(view.children(old)) if old else set()
+        after = set(view.children(new)) if new else set()
+        plus, minus = after - before, before - after
+        added.extend(plus)
+        removed.extend(minus)
+        gone_dirs = {view.path(x): x for x in minus if view.iris.is_dir(x)}
+        for x in plus:
+            if view.iris.is_dir(x):
+                stack.append((gone_dirs.pop(view.path(x), None), x))
+        stack.extend((x, None) for x in gone_dirs.values())
+    return added, removed
+
+
+# --- spans -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """An unbroken run of one mount's snapshots that hold one entry version."""
+
+    version: str
+    since: str
+    until: str | None = None
+
+    @property
+    def iri(self) -> str:
+        return f"{self.since}#span-{self.version.rsplit('/', 1)[-1]}"
+
+    def quads(self) -> list[ox.Quad]:
+        s = n(self.iri)
+        quads = [
+            ox.Quad(s, A, SPAN),
+            ox.Quad(s, VERSION, n(self.version)),
+            ox.Quad(s, SINCE, n(self.since)),
+        ]
+        if self.until:
+            quads.append(ox.Quad(s, UNTIL, n(self.until)))
+        return quads
+
+
+def _spans(store: ox.Store, subjects: list[Subject]) -> list[Span]:
+    found = []
+    for s in subjects:
+        fields: dict[str, str] = {}
+        for quad in store.quads_for_pattern(s, None, None):
+            if quad.predicate in (VERSION, SINCE, UNTIL):
+                fields[quad.predicate.value] = value(quad.object)
+        if VERSION.value in fields and SINCE.value in fields:
+            until = fields.get(UNTIL.value)
+            found.append(Span(fields[VERSION.value], fields[SINCE.value], until))
+    return found
+
+
+def spans_since(store: ox.Store, snapshot: str) -> list[Span]:
+    """Return the spans that start at a snapshot."""
+    return _spans(store, [q.subject for q in store.quads_for_pattern(None, SINCE, n(snapshot))])
+
+
+def spans_until(store: ox.Store, snapshot: str) -> list[Span]:
+    """Return the spans that end just before a snapshot."""
+    return _spans(store, [q.subject for q in store.quads_for_pattern(None, UNTIL, n(snapshot))])
+
+
+def open_span(store: ox.Store, version: str, mount: str, iris: Iris) -> Span | None:
+    """Return the span of a version in a mount that has no end yet."""
+    subjects = [q.subject for q in store.quads_for_pattern(None, VERSION, n(version))]
+    for span in _spans(store, subjects):
+        if span.until is None and iris.mount_of(span.since) == mount:
+            return span
+    return None
+
+
+def span_of(store: ox.Store, version: str, since: str) -> Span | None:
+    """Return the span of a version that starts at a given snapshot."""
+    found = _spans(store, [n(Span(version, since).iri)])
+    return found[0] if found else None
+
+
+# --- the series of one mount ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the graph says about one snapshot's place in its mount's series."""
+
+    iri: str
+    name: SnapshotName
+    mount: str | None
+    previous: str | None
+
+
+def recorded(store: ox.Store, iris: Iris) -> dict[str, list[Recorded]]:
+    """Return every snapshot in the graph, grouped by mount IRI, oldest first."""
+    query = (
+        "SELECT ?s ?m ?p WHERE { ?s a chute:Snapshot "
+        "OPTIONAL { ?s chute:snapshotOf ?m } OPTIONAL { ?s chute:previous ?p } }"
+    )
+    found: dict[str, Recorded] = {}
+    solutions = store.query(query, prefixes={"chute": c("").value})
+    assert isinstance(solutions, ox.QuerySolutions)
+    for row in solutions:
+        s, m, p = row["s"], row["m"], row["p"]
+        if not isinstance(s, ox.NamedNode):
+            continue
+        try:
+            name = iris.name_of(s.value)
+        except UsageError:
+            continue  # not a chute snapshot IRI: leave it alone
+        item = Recorded(s.value, name, value(m) if m else None, value(p) if p else None)
+        if s.value in found:  # two predecessors or mounts: wrong, so recompute
+            item = replace(item, previous="?")
+        found[s.value] = item
+    series: dict[str, list[Recorded]] = defaultdict(list)
+    for item in found.values():
+        series[iris.mount(item.name)].append(item)
+    for items in series.values():
+        items.sort(key=lambda r: (r.name.timestamp, r.iri))
+    return series
+
+
+def root_of(store: ox.Store, snapshot: str | None) -> str | None:
+    """Return the root directory version of a snapshot in the graph."""
+    if snapshot:
+        for quad in store.quads_for_pattern(n(snapshot), ROOT, None):
+            return value(quad.object)
+    return None
+
+
+def link_quads(snapshot: str, mount: str, previous: str | None) -> list[ox.Quad]:
+    """Return a snapshot's place in its series: its mount and its predecessor."""
+    s = n(snapshot)
+    quads = [ox.Quad(s, SNAPSHOT_OF, n(mount)), ox.Quad(n(mount), A, MOUNT)]
+    if previous:
+        quads.append(ox.Quad(s, PREVIOUS, n(previous)))
+    return quads
+
+
+def stored_link_quads(store: ox.Store, snapshot: str) -> list[ox.Quad]:
+    """Return the place-in-series triples a snapshot has in the graph now."""
+    s = n(snapshot)
+    return [
+        *store.quads_for_pattern(s, SNAPSHOT_OF, None),
+        *store.quads_for_pattern(s, PREVIOUS, None),
+    ]
+
+
+def append_quads(
+    view: TreeView, snapshot: str, mount: str, previous: str | None, root: str
+) -> list[ox.Quad]:
+    """Return the span triples for a snapshot newer than every other of its mount."""
+    added, removed = diff(view, root_of(view.store, previous), root)
+    quads = link_quads(snapshot, mount, previous)
+    for version in added:
+        quads += Span(version, snapshot).quads()
+    for version in removed:
+        span = open_span(view.store, version, mount, view.iris)
+        if span is not None:
+            quads.append(ox.Quad(n(span.iri), UNTIL, n(snapshot)))
+    return quads
+
+
+def series_quads(
+    view: TreeView, mount: str, chain: list[tuple[str, str | None]]
+) -> tuple[list[ox.Quad], list[ox.Quad]]:
+    """Recompute a mount's spans and links from its (snapshot, root) chain, oldest first.
+
+    Return (deletes, inserts) that turn the graph's index for the mount into it.
+    """
+    spans: list[Span] = []
+    current: dict[str, int] = {}
+    wanted: set[ox.Quad] = set()
+    previous: str | None = None
+    previous_root: str | None = None
+    for snapshot, root in chain:
+        added, removed = diff(view, previous_root, root)
+        for version in removed:
+            at = current.pop(version)
+            spans[at] = replace(spans[at], until=snapshot)
+        for version in added:
+            current[version] = len(spans)
+            spans.append(Span(version, snapshot))
+        wanted.update(link_quads(snapshot, mount, previous))
+        previous, previous_root = snapshot, root
+    for span in spans:
+        wanted.update(span.quads())
+    existing = set(_mount_index(view.store, mount, view.iris))
+    for snapshot, _ in chain:
+        existing.update(stored_link_quads(view.store, snapshot))
+    if chain:
+        existing.add(ox.Quad(n(mount), A, MOUNT))
+    return sorted(existing - wanted, key=str), sorted(wanted - existing, key=str)
+
+
+def _mount_index(store: ox.Store, mount: str, iris: Iris) -> list[ox.Quad]:
+    """Return every span triple of a mount, including spans of snapshots that are gone."""
+    prefix = str(ox.Literal(mount))
+    solutions = store.query(
+        f"SELECT ?s WHERE {{ ?s a chute:Span . FILTER STRSTARTS(STR(?s), {prefix}) }}",
+        prefixes={"chute": c("").value},
+    )
+    assert isinstance(solutions, ox.QuerySolutions)
+    quads: list[ox.Quad] = []
+    for row in solutions:
+        span = row["s"]
+        if isinstance(span, ox.NamedNode) and iris.mount_of(span.value) == mount:
+            quads.extend(store.quads_for_pattern(span, None, None))
+    return quads
+
+
+def removal_quads(
+    store: ox.Store, iris: Iris, snapshot: str, previous: str | None, following: str | None
+) -> tuple[list[ox.Quad], list[ox.Quad]]:
+    """Return (deletes, inserts) that take a snapshot out of its mount's spans."""
+    deletes: list[ox.Quad] = []
+    inserts: list[ox.Quad] = []
+    for span in spans_since(store, snapshot):
+        deletes += span.quads()
+        if following is not None and span.until != following:
+            inserts += Span(span.version, following, span.until).quads()  # still in the next
+    for span in spans_until(store, snapshot):
+        deletes += span.quads()
+        later = span_of(store, span.version, following) if following else None
+        if later is not None:  # back again in the next snapshot: one run now
+            deletes += later.quads()
+            inserts += replace(span, until=later.until).quads()
+        else:
+            inserts += replace(span, until=following).quads()
+    if following is not None:
+        deletes += stored_link_quads(store, following)
+        inserts += link_quads(following, iris.mount_of(following), previous)
+    return deletes, inserts
+
+
+# --- removing a snapshot's own nodes -----------------------------------------
+
+
+def unshared_nodes(view: TreeView, store: ox.Store, snapshot: str, root: str) -> set[str]:
+    """Return the entry versions only `snapshot` holds.
+
+    Walk down from its root: a version dies when all its parents die. Every
+    parent of a version has the version's parent path, and one tree holds
+    one version of a path, so the order of the walk does not matter.
+    """
+    if any(value(q.subject) != snapshot for q in store.quads_for_pattern(None, ROOT, n(root))):
+        return set()
+    dead = {root}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for child in view.children(parent):
+            if child in dead:
+                continue
+            parents = {value(q.subject) for q in store.quads_for_pattern(None, CONTAINS, n(child))}
+            if parents <= dead:
+                dead.add(child)
+                if view.iris.is_dir(child):
+                    frontier.append(child)
+    return dead
+
+
+def node_quads(store: ox.Store, dead: set[str]) -> list[ox.Quad]:
+    """Return every triple about the given entry versions, their xattrs and unshared hashes."""
+    quads: list[ox.Quad] = []
+    hashes: set[str] = set()
+    for iri in dead:
+        for quad in store.quads_for_pattern(n(iri), None, None):
+            quads.append(quad)
+            if quad.predicate == XATTR:
+                quads.extend(store.quads_for_pattern(n(value(quad.object)), None, None))
+            elif quad.predicate == HAS_HASH:
+                hashes.add(value(quad.object))
+    for h in hashes:
+        users = {value(q.subject) for q in store.quads_for_pattern(None, HAS_HASH, n(h))}
+        if users <= dead:
+            quads.extend(store.quads_for_pattern(n(h), None, None))
+    return quads
+
+
+def snapshot_quads(store: ox.Store, snapshot: str) -> list[ox.Quad]:
+    """Return a snapshot's own triples: itself, its backup run and its metadata entries."""
+    s = n(snapshot)
+    quads = list(store.quads_for_pattern(s, None, None))
+    owned = (META, n(PROV + "wasGeneratedBy"))
+    for quad in quads[:]:
+        if quad.predicate in owned:
+            quads.extend(store.quads_for_pattern(n(value(quad.object)), None, None))
+    return quads
