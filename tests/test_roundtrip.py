@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import treeutil
 from conftest import Run
 from treeutil import assert_trees_equal, make_every_kind_tree
@@ -209,3 +210,42 @@ def test_unchanged_file_is_read_again_when_its_chunks_are_lost(
     target = tmp_path / "r"
     chute("get", "latest", "--target", str(target))
     assert (target / "src" / "kept.bin").read_bytes() == (src / "kept.bin").read_bytes()
+
+
+def test_file_changing_while_read_is_reported(
+    tmp_path: Path,
+    chute: Callable[..., Run],
+    repo_ready: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import chute.backup as backup
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "busy.log").write_bytes(b"line\n" * 1000)
+    (src / "calm.txt").write_text("still")
+    real_fstat = os.fstat
+    calls: dict[int, int] = {}
+
+    class Touched:
+        """A stat result whose times moved: a writer touched the file during the read."""
+
+        def __init__(self, st: os.stat_result) -> None:
+            self.st_size = st.st_size
+            self.st_mtime_ns = st.st_mtime_ns + 1
+            self.st_ctime_ns = st.st_ctime_ns + 1
+
+    def fstat(fd: int) -> object:
+        st = real_fstat(fd)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("busy.log"):
+            calls[fd] = calls.get(fd, 0) + 1
+            if calls[fd] == 2:  # the check after the read
+                return Touched(st)
+        return st
+
+    monkeypatch.setattr(backup.os, "fstat", fstat)
+    result = chute("put", "--json", str(src), ok=False)
+    assert result.code == 3
+    assert "busy.log changed while it was read" in result.err
+    summary = json.loads(result.out)
+    assert summary["files"] == 2 and len(summary["warnings"]) == 1
