@@ -206,24 +206,31 @@ class History:
         """
         from chute.graph_write import SnapshotWriter  # only writers pay for its imports
 
-        writer = SnapshotWriter(self.iris, source, listings or {}, self.has)
-        writer.snapshot(index)
         iri = self.iris.snapshot(index.name)
         mount = self.iris.mount(index.name)
         series = recorded(self.store, self.iris).get(mount, [])
-        view = TreeView(self.store, self.iris, writer.children, writer.paths)
-        if all(r.name.timestamp < index.name.timestamp for r in series):
-            previous = series[-1].iri if series else None
+        before = [r.iri for r in series if r.name.timestamp < index.name.timestamp]
+        previous = before[-1] if before else None
+        view = TreeView(self.store, self.iris)
+        old_root = root_of(self.store, previous)
+        bulk = self._bulk_load if isinstance(self.store, ox.Store) else None
+        writer = SnapshotWriter(view, source, listings or {}, self.has, old_root, bulk)
+        writer.snapshot(index)
+        if len(before) == len(series):
             inserts = writer.quads + append_quads(view, iri, mount, previous, writer.root)
             self._apply([], inserts)
-            return len(inserts)
+            return len(inserts) + writer.written
         # Between others, or again: recompute the mount's spans with this snapshot in place.
         chain = [(r.iri, root_of(self.store, r.iri)) for r in series if r.iri != iri]
         chain.append((iri, writer.root))
         chain.sort(key=lambda item: self.iris.name_of(item[0]).timestamp)
         deletes, inserts = series_quads(view, mount, chain)
         self._apply(deletes, writer.quads + inserts)
-        return len(writer.quads) + len(inserts)
+        return len(writer.quads) + len(inserts) + writer.written
+
+    def _bulk_load(self, ntriples: bytes) -> None:
+        """Load entry properties ahead of a snapshot's transaction (see graph_write)."""
+        self.store.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES)
 
     def remove_snapshot(self, snapshot: SnapshotName | str) -> int:
         """Remove a snapshot (by name or IRI), the versions only it held, and its spans.

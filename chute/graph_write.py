@@ -10,7 +10,7 @@ path and canonical bytes. The walk emits triples only for versions the
 graph lacks and stops at every directory version it already has, so an
 unchanged subtree costs nothing. What the walk saw (the children of each new
 directory version, the path of each new node) is kept for the change index
-(`chute.graph_changes`), which needs it before the quads are committed.
+(`chute.graph_changes`), which needs it before the quads are committed; they go into its TreeView.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import pyoxigraph as ox
 
+from chute.graph_changes import TreeView
 from chute.graph_terms import (
     CONTAINS,
     HAS_HASH,
@@ -33,7 +34,6 @@ from chute.graph_terms import (
     SNAPSHOT,
     XSD_BASE64,
     A,
-    Iris,
     c,
     dt,
     n,
@@ -73,27 +73,64 @@ def text_of(value: str) -> tuple[str, bytes | None]:
         return raw.decode("utf-8", "backslashreplace"), raw
 
 
+BULK_BATCH = 100_000
+
+
 class SnapshotWriter:
-    """Build the quads of one snapshot, stopping at nodes the graph already has."""
+    """Build the quads of one snapshot, stopping at nodes the graph already has.
+
+    With a `bulk` sink (loading N-Triples into the embedded store), a large snapshot's
+    entry properties go ahead in batches of `BULK_BATCH` quads while the walk
+    goes on, so memory stays flat and Oxigraph's bulk loader does the work.
+    Only `rdf:type` quads are held back for the final transaction, together
+    with the snapshot's own quads and its change index: the graph knows a
+    version (`has` asks for its type) only once that transaction commits, and
+    by then every property of it and of everything below it is written. A
+    crash in between leaves untyped property quads that no query reaching a
+    snapshot can see; the next add of the same versions writes them again
+    (a set: no duplicates) and `chute graph rebuild` drops them.
+    """
 
     def __init__(
         self,
-        iris: Iris,
+        view: TreeView,
         source: TreeSource,
         listings: dict[ChunkId, bytes],
         known: Callable[[str], bool],
+        previous_root: str | None = None,
+        bulk: Callable[[bytes], None] | None = None,
     ) -> None:
-        self.iris = iris
+        self.view = view  # gets the children and paths of the versions written here
+        self.bulk = bulk
+        self._batch: list[str] = []  # N-Triples lines: cheaper to make than Quad objects
+        self._bulked = 0
+        self._in_walk = False
+        self.iris = view.iris
         self.source = source
         self.listings = listings
         self.known = known
+        self.previous_root = previous_root
         self.quads: list[ox.Quad] = []
-        self.children: dict[str, list[str]] = {}  # new directory version -> child IRIs
-        self.paths: dict[str, str] = {}  # new entry version -> its path
         self.root = ""
 
     def add(self, s: ox.NamedNode, p: ox.NamedNode, o: Term) -> None:
-        self.quads.append(ox.Quad(s, p, o))
+        if self._in_walk and self.bulk is not None and p != A:
+            self._batch.append(f"{s} {p} {o} .")
+            if len(self._batch) >= BULK_BATCH:
+                self._flush_bulk()
+        else:
+            self.quads.append(ox.Quad(s, p, o))
+
+    def _flush_bulk(self) -> None:
+        assert self.bulk is not None
+        self.bulk("\n".join(self._batch).encode())
+        self._bulked += len(self._batch)
+        self._batch = []
+
+    @property
+    def written(self) -> int:
+        """How many quads went ahead through the bulk path."""
+        return self._bulked
 
     def listing(self, tree: ChunkId) -> list[Entry]:
         data = self.listings.get(tree)
@@ -150,16 +187,37 @@ class SnapshotWriter:
             self.add(root, A, c("Directory"))
             self.add(root, PATH, ox.Literal(""))
             self.add(root, n(NFO + "fileName"), ox.Literal(""))
-            self.paths[self.root] = ""
+            self.view.pending_paths[self.root] = ""
             self.walk(self.root, root_tree)
 
     def walk(self, root: str, tree: ChunkId) -> None:
-        """Add the new versions below a new directory version, depth first."""
-        stack: list[tuple[str, str, ChunkId]] = [(root, "", tree)]
+        """Add the new versions below a new directory version, depth first.
+
+        Each new directory version is walked beside the previous snapshot's
+        version of the same directory: a child that was there already is
+        known without asking the store.
+        """
+        self._in_walk = True
+        try:
+            self._walk(root, tree)
+        finally:
+            self._in_walk = False
+        if self._batch and self._bulked:
+            self._flush_bulk()
+        elif self._batch:  # a small change: everything goes in the one final transaction
+            lines = "\n".join(self._batch).encode()
+            self.quads.extend(ox.parse(lines, format=ox.RdfFormat.N_TRIPLES))
+            self._batch = []
+
+    def _walk(self, root: str, tree: ChunkId) -> None:
+        paths = self.view.pending_paths
+        stack: list[tuple[str, str, ChunkId, str | None]] = [(root, "", tree, self.previous_root)]
         while stack:
-            parent_iri, path, tree = stack.pop()
+            parent_iri, path, tree, old = stack.pop()
+            before = set(self.view.children(old)) if old else set()
             parent = n(parent_iri)
             kids: list[str] = []
+            new_dirs: list[tuple[str, str, ChunkId]] = []
             for entry in self.listing(tree):
                 child_path = f"{path}/{entry['name']}" if path else entry["name"]
                 kind = "dir" if entry["type"] == "dir" else "file"
@@ -168,13 +226,17 @@ class SnapshotWriter:
                 kids.append(iri)
                 node = n(iri)
                 self.add(parent, CONTAINS, node)
-                if iri in self.paths or self.known(iri):
+                if iri in before or iri in paths or self.known(iri):
                     continue
-                self.paths[iri] = child_path
+                paths[iri] = child_path
                 self.entry(node, child_path, entry)
                 if kind == "dir":
-                    stack.append((iri, child_path, ChunkId.from_hex(entry["tree"])))
-            self.children[parent_iri] = kids
+                    new_dirs.append((iri, child_path, ChunkId.from_hex(entry["tree"])))
+            self.view.pending_children[parent_iri] = kids
+            if new_dirs:
+                gone = before.difference(kids)
+                olds = {self.view.path(x): x for x in gone if self.iris.is_dir(x)}
+                stack.extend((iri, p, t, olds.get(p)) for iri, p, t in new_dirs)
 
     def entry(self, node: ox.NamedNode, path: str, e: Entry) -> None:
         add = self.add
