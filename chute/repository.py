@@ -153,7 +153,7 @@ class BlobIndex:
 class WindowCache:
     """The last few whole windows read (thread-safe, least recently used first out)."""
 
-    SLOTS = 4
+    SLOTS = 8
 
     def __init__(self) -> None:
         self._items: OrderedDict[str, bytes] = OrderedDict()
@@ -372,7 +372,7 @@ class Repository:
             number, inner = divmod(offset, window)
             take = min(end - offset, window - inner)
             name = f"{blob}/0/{window}/{number}"
-            if take <= window // 16:
+            if take <= window // 64:
                 whole = self._window_cache.get(name)
                 if whole is None:
                     whole = self.store.get(name)
