@@ -76,13 +76,16 @@ class TreeView:
         self.iris = iris
         self.pending_children = children or {}
         self.pending_paths = paths or {}
+        self._read: dict[str, list[str]] = {}
 
     def children(self, iri: str) -> list[str]:
         kids = self.pending_children.get(iri)
-        if kids is not None:
-            return kids
-        quads = self.store.quads_for_pattern(n(iri), CONTAINS, None)
-        return [value(q.object) for q in quads]
+        if kids is None:
+            kids = self._read.get(iri)
+        if kids is None:
+            quads = self.store.quads_for_pattern(n(iri), CONTAINS, None)
+            kids = self._read[iri] = [value(q.object) for q in quads]
+        return kids
 
     def path(self, iri: str) -> str:
         path = self.pending_paths.get(iri)

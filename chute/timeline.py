@@ -387,7 +387,7 @@ def reading_history(settings: Settings) -> Iterator[History]:
     store = open_store(settings.repo)
     repo_id = str(Repository.read_config(store)["id"])
     remote = None
-    if getattr(settings, "graph", None):
+    if settings.graph:
         from chute.graph_remote import graph_store
 
         remote = graph_store(settings, repo_id)

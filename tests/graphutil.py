@@ -24,12 +24,7 @@ from servers import Unavailable, oxigraph_server, virtuoso_server
 PATHS = {"oxigraph": ("/query", "/update"), "virtuoso": ("/sparql", "/sparql")}
 
 # Tests a server cannot pass because of a bug of its own (strict: a fixed server fails them).
-SERVER_BUGS = {
-    ("virtuoso", "test_files_changed_between_two_snapshots"): (
-        "Virtuoso 7.2.5 fails examples/queries/changed-between.rq with its own internal "
-        "error SQ156 ('Internal Optimized compiler error ... in sqldf.c')"
-    ),
-}
+SERVER_BUGS: dict[tuple[str, str], str] = {}  # (server, test name) -> the bug
 
 
 @dataclass(frozen=True)
