@@ -346,9 +346,7 @@ class _Walker:
     def _store_listing(self, children: list[Entry | _Dir]) -> ChunkId:
         entries: list[Entry] = []
         for child in children:
-            if isinstance(child, _Dir):
-                if child.entry.get("_error") and not child.children:
-                    pass  # an unlistable directory is still recorded, empty
+            if isinstance(child, _Dir):  # an unlistable directory is recorded, empty
                 child.entry["tree"] = self._store_listing(child.children).hex
                 entry = child.entry
             else:
