@@ -300,7 +300,8 @@ def ls(c: Ctx, snapshot: str | None, path: str, as_json: bool, fmt: str) -> None
 
     repo = c.repo()
     if snapshot is None:
-        rows = [_snapshot_json(repo.read_index(n), c.settings.base_url) for n in repo.snapshots()]
+        base = c.settings.base_url
+        rows = [output.snapshot_json(repo.read_index(n), base) for n in repo.snapshots()]
         if as_json:
             click.echo(output.dumps(rows))
             return
@@ -330,25 +331,6 @@ def ls(c: Ctx, snapshot: str | None, path: str, as_json: bool, fmt: str) -> None
     else:
         for p, e in entries:
             click.echo(output.entry_line(p, e))
-
-
-def _snapshot_json(index: Any, base: str) -> dict[str, Any]:
-    stats = index.meta.get("stats", {})
-    return {
-        "uri": index.name.uri(base),
-        "name": index.name.path,
-        "domain": index.name.domain,
-        "node": index.name.node,
-        "mount": index.name.mount,
-        "timestamp": index.name.timestamp,
-        "source": index.meta.get("source"),
-        "parent": index.public.get("parent"),
-        "tags": index.meta.get("tags", []),
-        "meta": index.meta.get("meta", {}),
-        "files": stats.get("files", 0),
-        "size": stats.get("bytes_total", 0),
-        "stored": index.public.get("size", 0),
-    }
 
 
 @cli.command(epilog=EPILOG)

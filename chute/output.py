@@ -48,6 +48,26 @@ def table(headers: list[str], rows: Iterable[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def snapshot_json(index: Any, base: str) -> dict[str, Any]:
+    """Return the public JSON form of a snapshot (`chute ls --json`, the web app's list)."""
+    stats = index.meta.get("stats", {})
+    return {
+        "uri": index.name.uri(base),
+        "name": index.name.path,
+        "domain": index.name.domain,
+        "node": index.name.node,
+        "mount": index.name.mount,
+        "timestamp": index.name.timestamp,
+        "source": index.meta.get("source"),
+        "parent": index.public.get("parent"),
+        "tags": index.meta.get("tags", []),
+        "meta": index.meta.get("meta", {}),
+        "files": stats.get("files", 0),
+        "size": stats.get("bytes_total", 0),
+        "stored": index.public.get("size", 0),
+    }
+
+
 def entry_json(path: str, e: Entry) -> dict[str, Any]:
     """Return the public JSON form of a tree entry."""
     out: dict[str, Any] = {

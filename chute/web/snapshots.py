@@ -24,7 +24,7 @@ from chute import output
 from chute.errors import NotFound, UsageError
 from chute.files import FileReader
 from chute.ids import ChunkId
-from chute.repository import BlobIndex, Repository
+from chute.repository import Repository
 from chute.restore import find_entry
 from chute.session import select_snapshot
 from chute.tree import decode_listing
@@ -64,26 +64,6 @@ def _param(req: falcon.Request, name: str, default: str | None = None) -> str:
     return value
 
 
-def snapshot_json(index: BlobIndex, base: str) -> dict[str, Any]:
-    """Return the JSON form of a snapshot (as `chute ls --json`)."""
-    stats = index.meta.get("stats", {})
-    return {
-        "uri": index.name.uri(base),
-        "name": index.name.path,
-        "domain": index.name.domain,
-        "node": index.name.node,
-        "mount": index.name.mount,
-        "timestamp": index.name.timestamp,
-        "source": index.meta.get("source"),
-        "parent": index.public.get("parent"),
-        "tags": index.meta.get("tags", []),
-        "meta": index.meta.get("meta", {}),
-        "files": stats.get("files", 0),
-        "size": stats.get("bytes_total", 0),
-        "stored": index.public.get("size", 0),
-    }
-
-
 class Snapshots:
     """The list of snapshots."""
 
@@ -96,7 +76,7 @@ class Snapshots:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         mount = req.get_param("mount")
         names = [n for n in self.repo.snapshots() if mount is None or n.mount == mount]
-        rows = [snapshot_json(self.repo.read_index(n), self.base) for n in names]
+        rows = [output.snapshot_json(self.repo.read_index(n), self.base) for n in names]
         if wants_html(req):
             resp.content_type = falcon.MEDIA_HTML
             resp.text = html.snapshot_list(rows)
