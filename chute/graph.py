@@ -302,7 +302,17 @@ class History:
         return added
 
     def _apply(self, deletes: list[ox.Quad], inserts: list[ox.Quad]) -> None:
-        """Delete and insert in one transaction (one SPARQL update: faster than `extend`)."""
+        """Delete and insert in one transaction.
+
+        Inserts alone go to the embedded store through `extend` (measured on
+        50k new files: 254k quads in 3.6 s and +230 MiB, against about 8 s
+        and +530 MiB as one SPARQL update); otherwise, and always for a remote
+        store, one SPARQL update carries both.
+        """
+        if not deletes and isinstance(self.store, ox.Store):
+            if inserts:
+                self.store.extend(inserts)
+            return
         parts = []
         if deletes:
             parts.append("DELETE DATA {\n" + "\n".join(f"{q} ." for q in deletes) + "\n}")
