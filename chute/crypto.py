@@ -30,7 +30,6 @@ object presented under another id fails to open.
 from __future__ import annotations
 
 import base64
-import hmac
 import itertools
 import json
 import os
@@ -289,8 +288,3 @@ def unwrap_key(blob: bytes, secret: Secret) -> MasterKey:
     except InvalidTag as exc:
         raise WrongKey("wrong key") from exc
     return MasterKey(material)
-
-
-def constant_time_equal(a: bytes, b: bytes) -> bool:
-    """Compare two digests without leaking where they differ."""
-    return hmac.compare_digest(a, b)

@@ -34,7 +34,6 @@ import struct
 import threading
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -590,9 +589,3 @@ def present_records(table: bytes, blob: BlobFiles) -> bytes:
         )
     ]
     return b"".join(kept)
-
-
-def iter_table(table: bytes) -> Iterator[tuple[ChunkId, int, int, int]]:
-    """Yield (id, offset, length, type) from a packed object table."""
-    for raw, offset, length, otype in RECORD.iter_unpack(table):
-        yield ChunkId(raw), offset, length, otype

@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webutil import Node, digest_header, make_node, request, sha256
+from webutil import (
+    Node,
+    curl_status_if_none_match,
+    digest_header,
+    make_node,
+    request,
+    sha256,
+)
 
 WINDOW = 65536
 DOMAIN, NODE = "peer.example.org", "alpha"
@@ -167,23 +174,7 @@ def test_curl_content_range_put_range_get_and_etag(node: Node, server: str, tmp_
         for line in first.splitlines()
         if line.lower().startswith("etag:")
     )
-    code = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            *auth,
-            "-H",
-            f"If-None-Match: {etag}",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            index_url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    code = curl_status_if_none_match(index_url, auth, etag)
     assert code == "304"
 
 

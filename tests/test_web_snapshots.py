@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Run
-from webutil import Node, make_node, request
+from webutil import Node, curl_status_if_none_match, make_node, request
 
 BIG = 6 << 20  # several FastCDC chunks
 
@@ -96,22 +96,7 @@ def test_file_download_range_and_etag(node: Node, server: str, tmp_path: Path) -
         ["curl", "-sS", "-f", *auth, "-r", f"{start}-{end}", url], capture_output=True, check=True
     ).stdout
     assert part == original[start : end + 1]
-    code = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            *auth,
-            "-H",
-            f"If-None-Match: {etag}",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-    ).stdout
+    code = curl_status_if_none_match(url, auth, etag)
     assert code == "304"
     head = request(
         server, "HEAD", "/chute/snapshots/file?snapshot=latest&path=docs/sub/big.bin", token=r

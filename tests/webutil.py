@@ -66,6 +66,27 @@ def request(
         conn.close()
 
 
+def curl_status_if_none_match(url: str, auth: list[str], etag: str) -> str:
+    """Return the HTTP status curl gets for a conditional GET with `If-None-Match: etag`."""
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            *auth,
+            "-H",
+            f"If-None-Match: {etag}",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
