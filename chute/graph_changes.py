@@ -253,17 +253,27 @@ def stored_link_quads(store: ox.Store, snapshot: str) -> list[ox.Quad]:
 
 def append_quads(
     view: TreeView, snapshot: str, mount: str, previous: str | None, root: str
-) -> list[ox.Quad]:
-    """Return the span triples for a snapshot newer than every other of its mount."""
+) -> tuple[list[str], list[ox.Quad]]:
+    """Return the span index of a snapshot newer than every other of its mount.
+
+    Two parts: the new spans as N-Triples lines, which may be written ahead
+    of the snapshot (see `chute.graph_write`: unreachable until it commits),
+    and what must commit with it (its place in the series, and the ends of
+    the spans it closes).
+    """
     added, removed = diff(view, root_of(view.store, previous), root)
     quads = link_quads(snapshot, mount, previous)
+    since = f"{SINCE} {n(snapshot)} ."
+    head = snapshot + "#span-"
+    lines: list[str] = []
     for version in added:
-        quads += Span(version, snapshot).quads()
+        s = f"<{head}{version.rsplit('/', 1)[-1]}>"
+        lines += (f"{s} {A} {SPAN} .", f"{s} {VERSION} <{version}> .", f"{s} {since}")
     for version in removed:
         span = open_span(view.store, version, mount, view.iris)
         if span is not None:
             quads.append(ox.Quad(n(span.iri), UNTIL, n(snapshot)))
-    return quads
+    return lines, quads
 
 
 def series_quads(

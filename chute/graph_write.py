@@ -16,6 +16,9 @@ directory version, the path of each new node) is kept for the change index
 from __future__ import annotations
 
 import base64
+import json
+import queue
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
@@ -24,15 +27,13 @@ import pyoxigraph as ox
 
 from chute.graph_changes import TreeView
 from chute.graph_terms import (
-    CONTAINS,
-    HAS_HASH,
+    CHUTE,
     NFO,
-    PATH,
     PROV,
     RDF,
     ROOT,
     SNAPSHOT,
-    XSD_BASE64,
+    XSD,
     A,
     c,
     dt,
@@ -75,20 +76,110 @@ def text_of(value: str) -> tuple[str, bytes | None]:
 
 BULK_BATCH = 100_000
 
+_RDF_TYPE = f"<{RDF}type>"
+_INT = f"^^<{XSD}integer>"
+_BOOL = f"^^<{XSD}boolean>"
+_B64 = f"^^<{XSD}base64Binary>"
+
+
+def _iri(term: str) -> str:
+    return f"<{term}>"
+
+
+def _c(term: str) -> str:
+    return f"<{CHUTE}{term}>"
+
+
+def _nfo(term: str) -> str:
+    return f"<{NFO}{term}>"
+
+
+# Predicates and classes of the entry path, as N-Triples text.
+_P_PATH, _P_NAME, _P_RAW = _c("path"), _nfo("fileName"), _c("rawName")
+_P_MODE, _P_PERMS, _P_UID, _P_GID = _c("mode"), _nfo("permissions"), _c("uid"), _c("gid")
+_P_OWNER, _P_GROUP, _P_MODIFIED = _c("owner"), _c("group"), _nfo("fileLastModified")
+_P_MTIME, _P_XATTR = _c("mtimeNs"), _c("xattr")
+_P_XNAME, _P_XVALUE = _c("xattrName"), _c("xattrValue")
+_P_TARGET, _P_RAW_TARGET, _P_RDEV = _c("target"), _c("rawTarget"), _c("rdev")
+_P_SIZE, _P_HASH = _nfo("fileSize"), _nfo("hasHash")
+_P_ALGO, _P_HASHV = _nfo("hashAlgorithm"), _nfo("hashValue")
+_P_CHUNKS, _P_COUNT, _P_SPARSE = _c("chunks"), _c("chunkCount"), _c("sparse")
+_P_LINK, _P_NLINK, _P_CONTAINS = _c("hardlinkTo"), _c("nlink"), _c("contains")
+_X_CLASS, _HASH_CLASS = _c("ExtendedAttribute"), _nfo("FileHash")
+_KIND_TYPE = {k: _c(v) for k, v in _KIND_CLASS.items()}
+_SPECIAL = _c("Special")
+_SHA256 = '"SHA-256"'
+
+
+def _text(value: str) -> str:
+    """Return an N-Triples string literal (JSON's escapes are all valid N-Triples escapes)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _datetime(ns: int) -> str:
+    return f'"{dt(ns / 1e9).value}"^^<{XSD}dateTime>'
+
+
+class BulkLoader:
+    """Load batches of N-Triples into an embedded store on a thread of its own.
+
+    Oxigraph's bulk loader releases the GIL, so the walk making the next
+    batch runs while one loads. At most two batches wait (memory stays
+    flat); `close` waits for all of them and raises what a load raised.
+    """
+
+    def __init__(self, store: ox.Store) -> None:
+        self.store = store
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def __call__(self, ntriples: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="chute-graph-load", daemon=True)
+            self._thread.start()
+        self._queue.put(ntriples)
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES)
+                except BaseException as exc:  # handed to the writer's thread by close()
+                    self._error = exc
+
+    def close(self) -> None:
+        """Wait until every batch is loaded; raise the first load's error, if any."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
 
 class SnapshotWriter:
-    """Build the quads of one snapshot, stopping at nodes the graph already has.
+    """Write the triples of one snapshot, stopping at versions the graph already has.
 
-    With a `bulk` sink (loading N-Triples into the embedded store), a large snapshot's
-    entry properties go ahead in batches of `BULK_BATCH` quads while the walk
-    goes on, so memory stays flat and Oxigraph's bulk loader does the work.
-    Only `rdf:type` quads are held back for the final transaction, together
-    with the snapshot's own quads and its change index: the graph knows a
-    version (`has` asks for its type) only once that transaction commits, and
-    by then every property of it and of everything below it is written. A
-    crash in between leaves untyped property quads that no query reaching a
-    snapshot can see; the next add of the same versions writes them again
-    (a set: no duplicates) and `chute graph rebuild` drops them.
+    The triples are N-Triples lines in two parts. `commit` is what makes the
+    snapshot visible and must be written in one transaction: the snapshot's
+    own triples, its place in the span index, and the `rdf:type` of each new
+    directory version (a directory version is *known*, so the next walk
+    stops there, only once it has a type). Everything else — the properties
+    of every new version, `chute:contains`, the types of files and hashes,
+    new spans — may go ahead (`ahead`): with a `bulk` sink (Oxigraph's bulk
+    loader, no transaction, several times faster) in batches of `BULK_BATCH`
+    lines while the walk goes on, so memory stays flat.
+
+    A crash between the two leaves triples that no snapshot reaches: history
+    queries start at snapshots and never see them. The snapshot's blob was
+    committed before its graph write, so the next sync writes the snapshot
+    again; the same content-addressed versions and spans (a set: no
+    duplicates) become reachable, and `chute graph rebuild` drops anything
+    else. File versions are therefore never skipped as "known" by their
+    type: only directory types, written in the transaction, are trusted.
     """
 
     def __init__(
@@ -102,34 +193,36 @@ class SnapshotWriter:
     ) -> None:
         self.view = view  # gets the children and paths of the versions written here
         self.bulk = bulk
-        self._batch: list[str] = []  # N-Triples lines: cheaper to make than Quad objects
+        self.ahead: list[str] = []
+        self.commit: list[str] = []
         self._bulked = 0
-        self._in_walk = False
         self.iris = view.iris
         self.source = source
         self.listings = listings
         self.known = known
         self.previous_root = previous_root
-        self.quads: list[ox.Quad] = []
         self.root = ""
 
     def add(self, s: ox.NamedNode, p: ox.NamedNode, o: Term) -> None:
-        if self._in_walk and self.bulk is not None and p != A:
-            self._batch.append(f"{s} {p} {o} .")
-            if len(self._batch) >= BULK_BATCH:
-                self._flush_bulk()
-        else:
-            self.quads.append(ox.Quad(s, p, o))
+        """Add one triple of the snapshot's own (the transaction's) part."""
+        self.commit.append(f"{s} {p} {o} .")
 
-    def _flush_bulk(self) -> None:
-        assert self.bulk is not None
-        self.bulk("\n".join(self._batch).encode())
-        self._bulked += len(self._batch)
-        self._batch = []
+    def send_ahead(self, lines: list[str]) -> None:
+        """Queue lines that may be written before the transaction; load a full batch."""
+        self.ahead.extend(lines)
+        if self.bulk is not None and len(self.ahead) >= BULK_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Load the queued ahead lines now (with a bulk sink)."""
+        if self.bulk is not None and self.ahead:
+            self.bulk("\n".join(self.ahead).encode())
+            self._bulked += len(self.ahead)
+            self.ahead = []
 
     @property
     def written(self) -> int:
-        """How many quads went ahead through the bulk path."""
+        """How many triples went ahead through the bulk sink."""
         return self._bulked
 
     def listing(self, tree: ChunkId) -> list[Entry]:
@@ -185,8 +278,7 @@ class SnapshotWriter:
         self.add(run, c("chuteVersion"), ox.Literal(str(meta.get("version", ""))))
         if not self.known(self.root):
             self.add(root, A, c("Directory"))
-            self.add(root, PATH, ox.Literal(""))
-            self.add(root, n(NFO + "fileName"), ox.Literal(""))
+            self.send_ahead([f"{root} {_P_PATH} \"\" .", f"{root} {_P_NAME} \"\" ."])
             self.view.pending_paths[self.root] = ""
             self.walk(self.root, root_tree)
 
@@ -197,97 +289,98 @@ class SnapshotWriter:
         version of the same directory: a child that was there already is
         known without asking the store.
         """
-        self._in_walk = True
-        try:
-            self._walk(root, tree)
-        finally:
-            self._in_walk = False
-        if self._batch and self._bulked:
-            self._flush_bulk()
-        elif self._batch:  # a small change: everything goes in the one final transaction
-            lines = "\n".join(self._batch).encode()
-            self.quads.extend(ox.parse(lines, format=ox.RdfFormat.N_TRIPLES))
-            self._batch = []
-
-    def _walk(self, root: str, tree: ChunkId) -> None:
         paths = self.view.pending_paths
+        name_id = self.source.hasher.name_id
+        entry_iri = self.iris.entry
         stack: list[tuple[str, str, ChunkId, str | None]] = [(root, "", tree, self.previous_root)]
         while stack:
             parent_iri, path, tree, old = stack.pop()
             before = set(self.view.children(old)) if old else set()
-            parent = n(parent_iri)
+            parent = f"<{parent_iri}> {_P_CONTAINS} <"
             kids: list[str] = []
+            lines: list[str] = []
             new_dirs: list[tuple[str, str, ChunkId]] = []
             for entry in self.listing(tree):
                 child_path = f"{path}/{entry['name']}" if path else entry["name"]
-                kind = "dir" if entry["type"] == "dir" else "file"
-                digest = self.source.hasher.name_id(kind, child_path, entry_bytes(entry))
-                iri = self.iris.entry(kind, digest)
+                is_dir = entry["type"] == "dir"
+                kind = "dir" if is_dir else "file"
+                iri = entry_iri(kind, name_id(kind, child_path, entry_bytes(entry)))
                 kids.append(iri)
-                node = n(iri)
-                self.add(parent, CONTAINS, node)
-                if iri in before or iri in paths or self.known(iri):
+                lines.append(f"{parent}{iri}> .")
+                if iri in before or iri in paths or (is_dir and self.known(iri)):
                     continue
                 paths[iri] = child_path
-                self.entry(node, child_path, entry)
-                if kind == "dir":
+                self.entry(lines, iri, child_path, entry)
+                if is_dir:
                     new_dirs.append((iri, child_path, ChunkId.from_hex(entry["tree"])))
             self.view.pending_children[parent_iri] = kids
+            self.send_ahead(lines)
             if new_dirs:
                 gone = before.difference(kids)
                 olds = {self.view.path(x): x for x in gone if self.iris.is_dir(x)}
                 stack.extend((iri, p, t, olds.get(p)) for iri, p, t in new_dirs)
 
-    def entry(self, node: ox.NamedNode, path: str, e: Entry) -> None:
-        add = self.add
-        add(node, A, c(_KIND_CLASS.get(e["type"], "Special")))
+    def entry(self, lines: list[str], iri: str, path: str, e: Entry) -> None:
+        """Add the lines of one new entry version (a directory's type goes to the commit)."""
+        s = f"<{iri}>"
+        kind = e["type"]
+        if kind == "dir":
+            self.commit.append(f"{s} {_RDF_TYPE} {_KIND_TYPE['dir']} .")
+        else:
+            lines.append(f"{s} {_RDF_TYPE} {_KIND_TYPE.get(kind, _SPECIAL)} .")
         name, raw = text_of(e["name"])
-        add(node, PATH, ox.Literal(text_of(path)[0]))
-        add(node, n(NFO + "fileName"), ox.Literal(name))
+        mode = e["mode"]
+        lines += (
+            f"{s} {_P_PATH} {_text(text_of(path)[0])} .",
+            f"{s} {_P_NAME} {_text(name)} .",
+            f'{s} {_P_MODE} "{mode}"{_INT} .',
+            f'{s} {_P_PERMS} "{mode_string(mode)}" .',
+            f'{s} {_P_UID} "{e["uid"]}"{_INT} .',
+            f'{s} {_P_GID} "{e["gid"]}"{_INT} .',
+            f"{s} {_P_MODIFIED} {_datetime(e['mtime'])} .",
+            f'{s} {_P_MTIME} "{e["mtime"]}"{_INT} .',
+        )
         if raw is not None:
-            add(node, c("rawName"), ox.Literal(base64.b64encode(raw).decode(), datatype=XSD_BASE64))
-        add(node, c("mode"), ox.Literal(e["mode"]))
-        add(node, n(NFO + "permissions"), ox.Literal(mode_string(e["mode"])))
-        add(node, c("uid"), ox.Literal(e["uid"]))
-        add(node, c("gid"), ox.Literal(e["gid"]))
+            lines.append(f'{s} {_P_RAW} "{base64.b64encode(raw).decode()}"{_B64} .')
         if "user" in e:
-            add(node, c("owner"), ox.Literal(e["user"]))
+            lines.append(f"{s} {_P_OWNER} {_text(e['user'])} .")
         if "group" in e:
-            add(node, c("group"), ox.Literal(e["group"]))
-        add(node, n(NFO + "fileLastModified"), dt(e["mtime"] / 1e9))
-        add(node, c("mtimeNs"), ox.Literal(e["mtime"]))
+            lines.append(f"{s} {_P_GROUP} {_text(e['group'])} .")
         for i, (xname, value) in enumerate(sorted(e.get("xattrs", {}).items())):
-            x = n(f"{node.value}#xattr-{i}")
-            add(node, c("xattr"), x)
-            add(x, A, c("ExtendedAttribute"))
-            add(x, c("xattrName"), ox.Literal(xname))
-            add(x, c("xattrValue"), ox.Literal(value, datatype=XSD_BASE64))
-        if e["type"] == "file":
-            self.file(node, e)
-        elif e["type"] == "symlink":
+            x = f"<{iri}#xattr-{i}>"
+            lines += (
+                f"{s} {_P_XATTR} {x} .",
+                f"{x} {_RDF_TYPE} {_X_CLASS} .",
+                f"{x} {_P_XNAME} {_text(xname)} .",
+                f'{x} {_P_XVALUE} "{value}"{_B64} .',
+            )
+        if kind == "file":
+            self.file(lines, s, e)
+        elif kind == "symlink":
             target, raw_target = text_of(e["target"])
-            add(node, c("target"), ox.Literal(target))
+            lines.append(f"{s} {_P_TARGET} {_text(target)} .")
             if raw_target is not None:
                 encoded = base64.b64encode(raw_target).decode()
-                add(node, c("rawTarget"), ox.Literal(encoded, datatype=XSD_BASE64))
+                lines.append(f'{s} {_P_RAW_TARGET} "{encoded}"{_B64} .')
         elif "rdev" in e:
-            add(node, c("rdev"), ox.Literal(e["rdev"]))
+            lines.append(f'{s} {_P_RDEV} "{e["rdev"]}"{_INT} .')
 
-    def file(self, node: ox.NamedNode, e: Entry) -> None:
-        add = self.add
-        add(node, n(NFO + "fileSize"), ox.Literal(e["size"]))
+    def file(self, lines: list[str], s: str, e: Entry) -> None:
         digest = e.get("sha256", "")
-        h = n(self.iris.sha256(digest))
-        add(node, HAS_HASH, h)
-        add(h, A, n(NFO + "FileHash"))
-        add(h, n(NFO + "hashAlgorithm"), ox.Literal("SHA-256"))
-        add(h, n(NFO + "hashValue"), ox.Literal(digest))
+        h = f"<{self.iris.sha256(digest)}>"
         chunks = e.get("chunks", [])
-        add(node, c("chunks"), ox.Literal(" ".join(chunks)))
-        add(node, c("chunkCount"), ox.Literal(len(chunks)))
+        lines += (
+            f'{s} {_P_SIZE} "{e["size"]}"{_INT} .',
+            f"{s} {_P_HASH} {h} .",
+            f"{h} {_RDF_TYPE} {_HASH_CLASS} .",
+            f"{h} {_P_ALGO} {_SHA256} .",
+            f'{h} {_P_HASHV} "{digest}" .',
+            f'{s} {_P_CHUNKS} "{" ".join(chunks)}" .',
+            f'{s} {_P_COUNT} "{len(chunks)}"{_INT} .',
+        )
         if e.get("sparse"):
-            add(node, c("sparse"), ox.Literal(True))
+            lines.append(f"{s} {_P_SPARSE} \"true\"{_BOOL} .")
         if "link" in e:
-            add(node, c("hardlinkTo"), ox.Literal(text_of(e["link"])[0]))
+            lines.append(f"{s} {_P_LINK} {_text(text_of(e['link'])[0])} .")
         if "nlink" in e:
-            add(node, c("nlink"), ox.Literal(e["nlink"]))
+            lines.append(f'{s} {_P_NLINK} "{e["nlink"]}"{_INT} .')
