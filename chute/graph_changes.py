@@ -8,7 +8,7 @@ order), a *span* for every unbroken run of snapshots holding a version:
 
     <snapshot> chute:snapshotOf <mount> ;          # <base>/chute/blob/<domain>/<node>/<mount>/
                chute:previous <snapshot before it> .
-    <since>#span-<version digest> a chute:Span ;
+    <since>#span-<version digest>                  # a chute:Span (rdfs:domain of chute:version)
         chute:version <version> ;
         chute:since <first snapshot of the run> ;
         chute:until <first later snapshot without it> .   # absent while the latest holds it
@@ -47,7 +47,6 @@ from chute.graph_terms import (
     ROOT,
     SINCE,
     SNAPSHOT_OF,
-    SPAN,
     UNTIL,
     VERSION,
     XATTR,
@@ -136,7 +135,6 @@ class Span:
     def quads(self) -> list[ox.Quad]:
         s = n(self.iri)
         quads = [
-            ox.Quad(s, A, SPAN),
             ox.Quad(s, VERSION, n(self.version)),
             ox.Quad(s, SINCE, n(self.since)),
         ]
@@ -268,7 +266,7 @@ def append_quads(
     lines: list[str] = []
     for version in added:
         s = f"<{head}{version.rsplit('/', 1)[-1]}>"
-        lines += (f"{s} {A} {SPAN} .", f"{s} {VERSION} <{version}> .", f"{s} {since}")
+        lines += (f"{s} {VERSION} <{version}> .", f"{s} {since}")
     for version in removed:
         span = open_span(view.store, version, mount, view.iris)
         if span is not None:
@@ -312,7 +310,7 @@ def _mount_index(store: ox.Store, mount: str, iris: Iris) -> list[ox.Quad]:
     """Return every span triple of a mount, including spans of snapshots that are gone."""
     prefix = str(ox.Literal(mount))
     solutions = store.query(
-        f"SELECT ?s WHERE {{ ?s a chute:Span . FILTER STRSTARTS(STR(?s), {prefix}) }}",
+        f"SELECT ?s WHERE {{ ?s chute:version ?v . FILTER STRSTARTS(STR(?s), {prefix}) }}",
         prefixes={"chute": c("").value},
     )
     assert isinstance(solutions, ox.QuerySolutions)

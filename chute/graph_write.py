@@ -19,6 +19,7 @@ import base64
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
@@ -98,17 +99,16 @@ def _nfo(term: str) -> str:
 _P_PATH, _P_NAME, _P_RAW = _c("path"), _nfo("fileName"), _c("rawName")
 _P_MODE, _P_PERMS, _P_UID, _P_GID = _c("mode"), _nfo("permissions"), _c("uid"), _c("gid")
 _P_OWNER, _P_GROUP, _P_MODIFIED = _c("owner"), _c("group"), _nfo("fileLastModified")
-_P_MTIME, _P_XATTR = _c("mtimeNs"), _c("xattr")
+_P_XATTR = _c("xattr")
 _P_XNAME, _P_XVALUE = _c("xattrName"), _c("xattrValue")
 _P_TARGET, _P_RAW_TARGET, _P_RDEV = _c("target"), _c("rawTarget"), _c("rdev")
 _P_SIZE, _P_HASH = _nfo("fileSize"), _nfo("hasHash")
-_P_ALGO, _P_HASHV = _nfo("hashAlgorithm"), _nfo("hashValue")
-_P_CHUNKS, _P_COUNT, _P_SPARSE = _c("chunks"), _c("chunkCount"), _c("sparse")
+_P_HASHV = _nfo("hashValue")
+_P_CHUNKS, _P_SPARSE = _c("chunks"), _c("sparse")
 _P_LINK, _P_NLINK, _P_CONTAINS = _c("hardlinkTo"), _c("nlink"), _c("contains")
-_X_CLASS, _HASH_CLASS = _c("ExtendedAttribute"), _nfo("FileHash")
+_X_CLASS = _c("ExtendedAttribute")
 _KIND_TYPE = {k: _c(v) for k, v in _KIND_CLASS.items()}
 _SPECIAL = _c("Special")
-_SHA256 = '"SHA-256"'
 
 
 def _text(value: str) -> str:
@@ -117,7 +117,12 @@ def _text(value: str) -> str:
 
 
 def _datetime(ns: int) -> str:
-    return f'"{dt(ns / 1e9).value}"^^<{XSD}dateTime>'
+    """Return an exact xsd:dateTime literal (UTC, down to the nanosecond) for a Unix time in ns."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if fraction:
+        stamp += f".{fraction:09d}".rstrip("0")
+    return f'"{stamp}Z"^^<{XSD}dateTime>'
 
 
 class BulkLoader:
@@ -338,7 +343,6 @@ class SnapshotWriter:
             f'{s} {_P_UID} "{e["uid"]}"{_INT} .',
             f'{s} {_P_GID} "{e["gid"]}"{_INT} .',
             f"{s} {_P_MODIFIED} {_datetime(e['mtime'])} .",
-            f'{s} {_P_MTIME} "{e["mtime"]}"{_INT} .',
         )
         if raw is not None:
             lines.append(f'{s} {_P_RAW} "{base64.b64encode(raw).decode()}"{_B64} .')
@@ -372,11 +376,8 @@ class SnapshotWriter:
         lines += (
             f'{s} {_P_SIZE} "{e["size"]}"{_INT} .',
             f"{s} {_P_HASH} {h} .",
-            f"{h} {_RDF_TYPE} {_HASH_CLASS} .",
-            f"{h} {_P_ALGO} {_SHA256} .",
             f'{h} {_P_HASHV} "{digest}" .',
             f'{s} {_P_CHUNKS} "{" ".join(chunks)}" .',
-            f'{s} {_P_COUNT} "{len(chunks)}"{_INT} .',
         )
         if e.get("sparse"):
             lines.append(f"{s} {_P_SPARSE} \"true\"{_BOOL} .")

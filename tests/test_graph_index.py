@@ -17,11 +17,12 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
+import chute.graph_write
 from chute.bench.synthetic_history import Params, SyntheticTree, write_snapshot
 from chute.crypto import Secret
 from chute.graph import History
 from chute.graph_changes import recorded, root_of
-from chute.graph_terms import CONTAINS, ROOT, SINCE, SPAN, UNTIL, VERSION, A, c, n
+from chute.graph_terms import CONTAINS, ROOT, SINCE, UNTIL, VERSION, A, c, n
 from chute.ids import SnapshotName
 from chute.repository import Repository
 from chute.store.local import LocalStore
@@ -79,7 +80,7 @@ def _reachable(history: History, root: str) -> set[str]:
 
 def _spans(history: History) -> list[tuple[str, str, str | None]]:
     found = []
-    for quad in history.store.quads_for_pattern(None, A, SPAN):
+    for quad in history.store.quads_for_pattern(None, VERSION, None):
         span = quad.subject
 
         def one(p: ox.NamedNode, s: ox.NamedNode | ox.BlankNode | ox.Triple = span) -> str | None:
@@ -150,7 +151,7 @@ def test_graph_grows_with_change_not_with_snapshots(
     tmp_path: Path, repo: Repository, graphs: list[History]
 ) -> None:
     history = _history(tmp_path, graphs, "g")
-    tree = SyntheticTree(Params(files=200, churn=0.0))
+    tree = SyntheticTree(Params(files=300, churn=0.0))
     first = write_snapshot(repo, history, tree, None)
     before = history.triple_count()
     write_snapshot(repo, history, _later(tree), first.name)
@@ -212,7 +213,7 @@ def test_repair_rebuilds_a_damaged_or_missing_index(
     whole = _quads(history)
     # as a graph written before the index existed: no spans, no series links
     history.store.update(
-        "DELETE WHERE { ?s a chute:Span ; ?p ?o } ; "
+        "DELETE WHERE { ?s chute:version ?v ; ?p ?o } ; "
         "DELETE WHERE { ?s chute:previous ?p } ; DELETE WHERE { ?s chute:snapshotOf ?m }",
         prefixes={"chute": c("").value},
     )
@@ -279,3 +280,115 @@ def test_a_version_that_comes_back_is_one_run_once_the_gap_is_forgotten(
     assert [(s[1], s[2]) for s in _spans(history) if s[0] == version] == [
         (history.iris.snapshot(first), None)
     ]
+
+
+# --- big snapshots: the bulk part ahead of the transaction ---------------------
+# `chute.graph_write` sends every triple but the snapshot's own, its span-index
+# links and the types of new directory versions ahead through Oxigraph's bulk
+# loader (on a thread of its own), then commits the rest in one transaction.
+# These tests make every snapshot "big" (batches of a few lines).
+
+
+class Crash(Exception):
+    """Stands for the process dying between the bulk part and the transaction."""
+
+
+def _write_all(
+    repo: Repository, history: History, count: int, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> list[SnapshotName]:
+    monkeypatch.setattr(chute.graph_write, "BULK_BATCH", batch)
+    tree = SyntheticTree(Params(files=80, snapshots=count, churn=0.3, seed=11))
+    names: list[SnapshotName] = []
+    for i in range(count):
+        if i:
+            tree.advance()
+        names.append(write_snapshot(repo, history, tree, names[-1] if names else None).name)
+    return names
+
+
+def test_bulk_path_writes_the_graph_of_one_transaction(
+    tmp_path: Path, repo: Repository, graphs: list[History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bulk = _history(tmp_path, graphs, "bulk")
+    loads: list[int] = []
+    real = chute.graph_write.BulkLoader.__call__
+
+    def counting(self: chute.graph_write.BulkLoader, data: bytes) -> None:
+        loads.append(len(data))
+        real(self, data)
+
+    monkeypatch.setattr(chute.graph_write.BulkLoader, "__call__", counting)
+    names = _write_all(repo, bulk, 5, 7, monkeypatch)
+    assert len(loads) > 3 * len(names)  # every snapshot went through several batches
+
+    whole = _history(tmp_path, graphs, "whole")
+    monkeypatch.setattr(chute.graph_write, "BULK_BATCH", 10**9)
+    for name in names:
+        whole.add_snapshot(repo, repo.read_index(name))
+    assert _quads(bulk) == _quads(whole)
+    check_spans(bulk)
+    check_no_orphans(bulk)
+
+
+def test_a_crash_before_the_transaction_leaves_no_snapshot_and_sync_heals(
+    tmp_path: Path, repo: Repository, graphs: list[History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = _history(tmp_path, graphs, "crashed")
+    names = _write_all(repo, history, 2, 7, monkeypatch)
+    before = _quads(history)
+    committed = history.snapshot_iris()
+
+    tree = SyntheticTree(Params(files=80, snapshots=3, churn=0.3, seed=11))
+    tree.advance()
+    tree.advance()
+
+    def die(self: History, deletes: object, inserts: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr(History, "_apply", die)
+    with pytest.raises(Crash):
+        write_snapshot(repo, history, tree, names[-1])
+    monkeypatch.undo()
+
+    assert len(_quads(history)) > len(before)  # the bulk part went ahead ...
+    assert history.snapshot_iris() == committed  # ... but no snapshot reaches it
+    lost = repo.snapshots()[-1]
+    ahead = {since for _, since, _ in _spans(history)} - committed
+    assert ahead == {history.iris.snapshot(lost)}  # the new spans start at the lost one
+    rows = history.select(
+        "SELECT (COUNT(*) AS ?n) WHERE { ?s a chute:Snapshot ; chute:root/chute:contains* ?e }"
+    )
+    reachable = rows[0]["n"]
+
+    assert len(history.sync(repo)) == 1  # the blob was committed: sync writes it again
+    assert history.select(
+        "SELECT (COUNT(*) AS ?n) WHERE { ?s a chute:Snapshot ; chute:root/chute:contains* ?e }"
+    )[0]["n"] > reachable
+    clean = _history(tmp_path, graphs, "clean")
+    for name in repo.snapshots():
+        clean.add_snapshot(repo, repo.read_index(name))
+    assert _quads(history) == _quads(clean)
+    check_spans(history)
+    check_no_orphans(history)
+
+
+def test_a_failed_load_fails_the_write_and_commits_nothing(
+    tmp_path: Path, repo: Repository, graphs: list[History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = _history(tmp_path, graphs, "failing")
+    monkeypatch.setattr(chute.graph_write, "BULK_BATCH", 7)
+    real = chute.graph_write.BulkLoader._run
+
+    class Broken:
+        def bulk_load(self, *args: object, **kwargs: object) -> None:
+            raise OSError("disk full")
+
+    def broken_run(self: chute.graph_write.BulkLoader) -> None:
+        self.store = Broken()  # type: ignore[assignment]
+        real(self)
+
+    monkeypatch.setattr(chute.graph_write.BulkLoader, "_run", broken_run)
+    tree = SyntheticTree(Params(files=80, snapshots=1, seed=5))
+    with pytest.raises(OSError, match="disk full"):
+        write_snapshot(repo, history, tree, None)
+    assert history.snapshot_iris() == set()

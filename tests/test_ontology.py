@@ -289,11 +289,6 @@ MORE_DEFECTS: list[tuple[Mutation, tuple[URIRef, URIRef | None, URIRef]]] = [
         _add(DOCS, CHUTE.contains, BNode()),
         (DOCS, CHUTE.contains, SH.NodeKindConstraintComponent),
     ),
-    # chute:chunkCount that does not count chute:chunks
-    (
-        _set(NOTES1, CHUTE.chunkCount, Literal(2)),
-        (GRAPH_FOCUS, CHUTE.chunkCount, SH.SPARQLConstraintComponent),
-    ),
     # nfo:fileName that is not the last component of chute:path
     (
         _set(CAFE, NFO.fileName, Literal("cafe.txt")),
