@@ -172,6 +172,7 @@ class BlobCipher:
         """Decrypt and authenticate an object; return (plaintext, flags)."""
         if len(envelope) < OVERHEAD:
             raise IntegrityError("object is truncated")
+        envelope = memoryview(envelope)  # slices without copying the ciphertext
         header = bytes(envelope[:HEADER_SIZE])
         magic, version, got_type, flags, nonce = HEADER.unpack(header)
         if magic != MAGIC:
@@ -181,7 +182,7 @@ class BlobCipher:
         if got_type != otype:
             raise IntegrityError("object has the wrong type")
         try:
-            plain = self._aead.decrypt(nonce, bytes(envelope[HEADER_SIZE:]), header + oid)
+            plain = self._aead.decrypt(nonce, envelope[HEADER_SIZE:], header + oid)
         except InvalidTag as exc:
             raise IntegrityError("object failed authentication") from exc
         return plain, flags

@@ -150,9 +150,14 @@ class BlobIndex:
 
 
 class WindowCache:
-    """The last few whole windows read (thread-safe, least recently used first out)."""
+    """The last few whole windows read (thread-safe, least recently used first out).
 
-    SLOTS = 8
+    It serves small scattered reads (tree listings, envelope headers); a
+    restore reads its data in spans (chute.prefetch), so two slots suffice
+    and keep the memory small.
+    """
+
+    SLOTS = 2
 
     def __init__(self) -> None:
         self._items: OrderedDict[str, bytes] = OrderedDict()
@@ -188,6 +193,7 @@ class Repository:
         self._windows: dict[str, int] = {}
         self._window_cache = WindowCache()
         self._ciphers: dict[str, BlobCipher] = {}
+        self._local = threading.local()  # per-thread zstd decompressor
 
     # --- creation and opening -------------------------------------------
 
@@ -358,12 +364,14 @@ class Repository:
 
     # --- reading objects ------------------------------------------------
 
-    def read_stream(self, blob: str, offset: int, length: int, window: int) -> bytes:
+    def read_stream(
+        self, blob: str, offset: int, length: int, window: int, cached: bool = True
+    ) -> bytes:
         """Read `length` bytes at `offset` of a blob's stream, across windows.
 
-        Small reads are served from a few cached whole windows: objects are
-        restored in about the order they were stored, so a run of small files
-        costs one window read instead of one read each.
+        Small reads are served from a few cached whole windows (unless not
+        `cached`): scattered small objects such as tree listings often share
+        a window, so a run of them costs one window read instead of one each.
         """
         parts = []
         end = offset + length
@@ -371,7 +379,7 @@ class Repository:
             number, inner = divmod(offset, window)
             take = min(end - offset, window - inner)
             name = f"{blob}/0/{window}/{number}"
-            if take <= window // 64:
+            if cached and take <= window // 64:
                 whole = self._window_cache.get(name)
                 if whole is None:
                     whole = self.store.get(name)
@@ -405,13 +413,25 @@ class Repository:
         if loc.otype != otype:
             raise IntegrityError(f"object {oid.hex[:16]} has the wrong type")
         envelope = self.read_stream(loc.blob, loc.offset, loc.length, self.window_of(loc.blob))
-        plain, flags = self._cipher_of(loc.blob).open(envelope, otype, oid.raw)
+        return self.open_object(oid, loc, envelope)
+
+    def open_object(self, oid: ChunkId, loc: Location, envelope: bytes | memoryview) -> bytes:
+        """Authenticate, decompress and verify an object read from `loc`."""
+        plain, flags = self._cipher_of(loc.blob).open(envelope, loc.otype, oid.raw)
         if flags & F_ZSTD:
-            plain = zstandard.ZstdDecompressor().decompress(plain)
-        check = self.hasher.chunk_id(plain) if otype == T_DATA else self.hasher.tree_id(plain)
+            plain = self._decompressor().decompress(plain)
+        check = self.hasher.chunk_id(plain) if loc.otype == T_DATA else self.hasher.tree_id(plain)
         if check != oid:
             raise IntegrityError(f"object {oid.hex[:16]} does not match its id")
         return plain
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        # One per thread: a decompressor is not thread-safe, and making one per
+        # object cost as much as decompressing a small one.
+        dctx = getattr(self._local, "dctx", None)
+        if dctx is None:
+            dctx = self._local.dctx = zstandard.ZstdDecompressor()
+        return dctx
 
     def _cipher_of(self, blob: str) -> BlobCipher:
         if blob not in self._ciphers:
