@@ -204,7 +204,8 @@ class History:
 
         Listings missing from `listings` are read from `source` (a Repository).
         """
-        from chute.graph_write import BulkLoader, SnapshotWriter  # only writers pay for them
+        from chute.graph_load import BulkLoader
+        from chute.graph_write import SnapshotWriter  # only writers pay for its imports
 
         iri = self.iris.snapshot(index.name)
         mount = self.iris.mount(index.name)

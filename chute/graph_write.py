@@ -15,39 +15,22 @@ directory version, the path of each new node) is kept for the change index
 
 from __future__ import annotations
 
-import base64
-import json
-import queue
-import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 import pyoxigraph as ox
 
+from chute import graph_load
 from chute.graph_changes import TreeView
-from chute.graph_terms import (
-    CHUTE,
-    NFO,
-    PROV,
-    RDF,
-    ROOT,
-    SNAPSHOT,
-    XSD,
-    A,
-    c,
-    dt,
-    n,
-)
+from chute.graph_lines import contains_head, directory_type, root_lines, text_of, version_lines
+from chute.graph_terms import PROV, RDF, ROOT, SNAPSHOT, A, c, dt, n
 from chute.ids import ChunkId, SnapshotName, parse_timestamp
-from chute.tree import Entry, decode_listing, entry_bytes, mode_string
+from chute.tree import Entry, decode_listing, entry_bytes
 
 if TYPE_CHECKING:
     from chute.crypto import IdHasher
     from chute.repository import BlobIndex
-
-_KIND_CLASS = {"dir": "Directory", "file": "File", "symlink": "Symlink"}
 
 Term = ox.NamedNode | ox.Literal
 
@@ -65,106 +48,6 @@ class TreeSource(Protocol):
         ...
 
 
-def text_of(value: str) -> tuple[str, bytes | None]:
-    """Return a printable form of a surrogate-escaped name, and its raw bytes if not UTF-8."""
-    try:
-        value.encode("utf-8")
-        return value, None
-    except UnicodeEncodeError:
-        raw = value.encode("utf-8", "surrogateescape")
-        return raw.decode("utf-8", "backslashreplace"), raw
-
-
-BULK_BATCH = 100_000
-
-_RDF_TYPE = f"<{RDF}type>"
-_INT = f"^^<{XSD}integer>"
-_BOOL = f"^^<{XSD}boolean>"
-_B64 = f"^^<{XSD}base64Binary>"
-
-
-def _iri(term: str) -> str:
-    return f"<{term}>"
-
-
-def _c(term: str) -> str:
-    return f"<{CHUTE}{term}>"
-
-
-def _nfo(term: str) -> str:
-    return f"<{NFO}{term}>"
-
-
-# Predicates and classes of the entry path, as N-Triples text.
-_P_PATH, _P_NAME, _P_RAW = _c("path"), _nfo("fileName"), _c("rawName")
-_P_MODE, _P_PERMS, _P_UID, _P_GID = _c("mode"), _nfo("permissions"), _c("uid"), _c("gid")
-_P_OWNER, _P_GROUP, _P_MODIFIED = _c("owner"), _c("group"), _nfo("fileLastModified")
-_P_XATTR = _c("xattr")
-_P_XNAME, _P_XVALUE = _c("xattrName"), _c("xattrValue")
-_P_TARGET, _P_RAW_TARGET, _P_RDEV = _c("target"), _c("rawTarget"), _c("rdev")
-_P_SIZE, _P_HASH = _nfo("fileSize"), _nfo("hasHash")
-_P_HASHV = _nfo("hashValue")
-_P_CHUNKS, _P_SPARSE = _c("chunks"), _c("sparse")
-_P_LINK, _P_NLINK, _P_CONTAINS = _c("hardlinkTo"), _c("nlink"), _c("contains")
-_X_CLASS = _c("ExtendedAttribute")
-_KIND_TYPE = {k: _c(v) for k, v in _KIND_CLASS.items()}
-_SPECIAL = _c("Special")
-
-
-def _text(value: str) -> str:
-    """Return an N-Triples string literal (JSON's escapes are all valid N-Triples escapes)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _datetime(ns: int) -> str:
-    """Return an exact xsd:dateTime literal (UTC, down to the nanosecond) for a Unix time in ns."""
-    seconds, fraction = divmod(ns, 1_000_000_000)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    if fraction:
-        stamp += f".{fraction:09d}".rstrip("0")
-    return f'"{stamp}Z"^^<{XSD}dateTime>'
-
-
-class BulkLoader:
-    """Load batches of N-Triples into an embedded store on a thread of its own.
-
-    Oxigraph's bulk loader releases the GIL, so the walk making the next
-    batch runs while one loads. At most two batches wait (memory stays
-    flat); `close` waits for all of them and raises what a load raised.
-    """
-
-    def __init__(self, store: ox.Store) -> None:
-        self.store = store
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def __call__(self, ntriples: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="chute-graph-load", daemon=True)
-            self._thread.start()
-        self._queue.put(ntriples)
-
-    def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self.store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES)
-                except BaseException as exc:  # handed to the writer's thread by close()
-                    self._error = exc
-
-    def close(self) -> None:
-        """Wait until every batch is loaded; raise the first load's error, if any."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            raise self._error
-
-
 class SnapshotWriter:
     """Write the triples of one snapshot, stopping at versions the graph already has.
 
@@ -175,8 +58,9 @@ class SnapshotWriter:
     stops there, only once it has a type). Everything else — the properties
     of every new version, `chute:contains`, the types of files and hashes,
     new spans — may go ahead (`ahead`): with a `bulk` sink (Oxigraph's bulk
-    loader, no transaction, several times faster) in batches of `BULK_BATCH`
-    lines while the walk goes on, so memory stays flat.
+    loader, no transaction, several times faster; `chute.graph_load`) in
+    batches of `BULK_BATCH` lines while the walk goes on, so memory stays
+    flat.
 
     A crash between the two leaves triples that no snapshot reaches: history
     queries start at snapshots and never see them. The snapshot's blob was
@@ -215,7 +99,7 @@ class SnapshotWriter:
     def send_ahead(self, lines: list[str]) -> None:
         """Queue lines that may be written before the transaction; load a full batch."""
         self.ahead.extend(lines)
-        if self.bulk is not None and len(self.ahead) >= BULK_BATCH:
+        if self.bulk is not None and len(self.ahead) >= graph_load.BULK_BATCH:
             self.flush()
 
     def flush(self) -> None:
@@ -283,7 +167,7 @@ class SnapshotWriter:
         self.add(run, c("chuteVersion"), ox.Literal(str(meta.get("version", ""))))
         if not self.known(self.root):
             self.add(root, A, c("Directory"))
-            self.send_ahead([f"{root} {_P_PATH} \"\" .", f"{root} {_P_NAME} \"\" ."])
+            self.send_ahead(root_lines(self.root))
             self.view.pending_paths[self.root] = ""
             self.walk(self.root, root_tree)
 
@@ -301,7 +185,7 @@ class SnapshotWriter:
         while stack:
             parent_iri, path, tree, old = stack.pop()
             before = set(self.view.children(old)) if old else set()
-            parent = f"<{parent_iri}> {_P_CONTAINS} <"
+            parent = contains_head(parent_iri)
             kids: list[str] = []
             lines: list[str] = []
             new_dirs: list[tuple[str, str, ChunkId]] = []
@@ -315,8 +199,9 @@ class SnapshotWriter:
                 if iri in before or iri in paths or (is_dir and self.known(iri)):
                     continue
                 paths[iri] = child_path
-                self.entry(lines, iri, child_path, entry)
+                version_lines(lines, self.iris, iri, child_path, entry)
                 if is_dir:
+                    self.commit.append(directory_type(iri))
                     new_dirs.append((iri, child_path, ChunkId.from_hex(entry["tree"])))
             self.view.pending_children[parent_iri] = kids
             self.send_ahead(lines)
@@ -324,64 +209,3 @@ class SnapshotWriter:
                 gone = before.difference(kids)
                 olds = {self.view.path(x): x for x in gone if self.iris.is_dir(x)}
                 stack.extend((iri, p, t, olds.get(p)) for iri, p, t in new_dirs)
-
-    def entry(self, lines: list[str], iri: str, path: str, e: Entry) -> None:
-        """Add the lines of one new entry version (a directory's type goes to the commit)."""
-        s = f"<{iri}>"
-        kind = e["type"]
-        if kind == "dir":
-            self.commit.append(f"{s} {_RDF_TYPE} {_KIND_TYPE['dir']} .")
-        else:
-            lines.append(f"{s} {_RDF_TYPE} {_KIND_TYPE.get(kind, _SPECIAL)} .")
-        name, raw = text_of(e["name"])
-        mode = e["mode"]
-        lines += (
-            f"{s} {_P_PATH} {_text(text_of(path)[0])} .",
-            f"{s} {_P_NAME} {_text(name)} .",
-            f'{s} {_P_MODE} "{mode}"{_INT} .',
-            f'{s} {_P_PERMS} "{mode_string(mode)}" .',
-            f'{s} {_P_UID} "{e["uid"]}"{_INT} .',
-            f'{s} {_P_GID} "{e["gid"]}"{_INT} .',
-            f"{s} {_P_MODIFIED} {_datetime(e['mtime'])} .",
-        )
-        if raw is not None:
-            lines.append(f'{s} {_P_RAW} "{base64.b64encode(raw).decode()}"{_B64} .')
-        if "user" in e:
-            lines.append(f"{s} {_P_OWNER} {_text(e['user'])} .")
-        if "group" in e:
-            lines.append(f"{s} {_P_GROUP} {_text(e['group'])} .")
-        for i, (xname, value) in enumerate(sorted(e.get("xattrs", {}).items())):
-            x = f"<{iri}#xattr-{i}>"
-            lines += (
-                f"{s} {_P_XATTR} {x} .",
-                f"{x} {_RDF_TYPE} {_X_CLASS} .",
-                f"{x} {_P_XNAME} {_text(xname)} .",
-                f'{x} {_P_XVALUE} "{value}"{_B64} .',
-            )
-        if kind == "file":
-            self.file(lines, s, e)
-        elif kind == "symlink":
-            target, raw_target = text_of(e["target"])
-            lines.append(f"{s} {_P_TARGET} {_text(target)} .")
-            if raw_target is not None:
-                encoded = base64.b64encode(raw_target).decode()
-                lines.append(f'{s} {_P_RAW_TARGET} "{encoded}"{_B64} .')
-        elif "rdev" in e:
-            lines.append(f'{s} {_P_RDEV} "{e["rdev"]}"{_INT} .')
-
-    def file(self, lines: list[str], s: str, e: Entry) -> None:
-        digest = e.get("sha256", "")
-        h = f"<{self.iris.sha256(digest)}>"
-        chunks = e.get("chunks", [])
-        lines += (
-            f'{s} {_P_SIZE} "{e["size"]}"{_INT} .',
-            f"{s} {_P_HASH} {h} .",
-            f'{h} {_P_HASHV} "{digest}" .',
-            f'{s} {_P_CHUNKS} "{" ".join(chunks)}" .',
-        )
-        if e.get("sparse"):
-            lines.append(f"{s} {_P_SPARSE} \"true\"{_BOOL} .")
-        if "link" in e:
-            lines.append(f"{s} {_P_LINK} {_text(text_of(e['link'])[0])} .")
-        if "nlink" in e:
-            lines.append(f'{s} {_P_NLINK} "{e["nlink"]}"{_INT} .')

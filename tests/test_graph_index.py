@@ -17,7 +17,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-import chute.graph_write
+import chute.graph_load
 from chute.bench.synthetic_history import Params, SyntheticTree, write_snapshot
 from chute.crypto import Secret
 from chute.graph import History
@@ -296,7 +296,7 @@ class Crash(Exception):
 def _write_all(
     repo: Repository, history: History, count: int, batch: int, monkeypatch: pytest.MonkeyPatch
 ) -> list[SnapshotName]:
-    monkeypatch.setattr(chute.graph_write, "BULK_BATCH", batch)
+    monkeypatch.setattr(chute.graph_load, "BULK_BATCH", batch)
     tree = SyntheticTree(Params(files=80, snapshots=count, churn=0.3, seed=11))
     names: list[SnapshotName] = []
     for i in range(count):
@@ -311,18 +311,18 @@ def test_bulk_path_writes_the_graph_of_one_transaction(
 ) -> None:
     bulk = _history(tmp_path, graphs, "bulk")
     loads: list[int] = []
-    real = chute.graph_write.BulkLoader.__call__
+    real = chute.graph_load.BulkLoader.__call__
 
-    def counting(self: chute.graph_write.BulkLoader, data: bytes) -> None:
+    def counting(self: chute.graph_load.BulkLoader, data: bytes) -> None:
         loads.append(len(data))
         real(self, data)
 
-    monkeypatch.setattr(chute.graph_write.BulkLoader, "__call__", counting)
+    monkeypatch.setattr(chute.graph_load.BulkLoader, "__call__", counting)
     names = _write_all(repo, bulk, 5, 7, monkeypatch)
     assert len(loads) > 3 * len(names)  # every snapshot went through several batches
 
     whole = _history(tmp_path, graphs, "whole")
-    monkeypatch.setattr(chute.graph_write, "BULK_BATCH", 10**9)
+    monkeypatch.setattr(chute.graph_load, "BULK_BATCH", 10**9)
     for name in names:
         whole.add_snapshot(repo, repo.read_index(name))
     assert _quads(bulk) == _quads(whole)
@@ -376,18 +376,17 @@ def test_a_failed_load_fails_the_write_and_commits_nothing(
     tmp_path: Path, repo: Repository, graphs: list[History], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     history = _history(tmp_path, graphs, "failing")
-    monkeypatch.setattr(chute.graph_write, "BULK_BATCH", 7)
-    real = chute.graph_write.BulkLoader._run
+    monkeypatch.setattr(chute.graph_load, "BULK_BATCH", 7)
+    real = chute.graph_load.BulkLoader._run
 
     class Broken:
         def bulk_load(self, *args: object, **kwargs: object) -> None:
             raise OSError("disk full")
 
-    def broken_run(self: chute.graph_write.BulkLoader) -> None:
-        self.store = Broken()  # type: ignore[assignment]
-        real(self)
+    def broken_run(self: chute.graph_load.BulkLoader, store: object) -> None:
+        real(self, Broken())  # type: ignore[arg-type]
 
-    monkeypatch.setattr(chute.graph_write.BulkLoader, "_run", broken_run)
+    monkeypatch.setattr(chute.graph_load.BulkLoader, "_run", broken_run)
     tree = SyntheticTree(Params(files=80, snapshots=1, seed=5))
     with pytest.raises(OSError, match="disk full"):
         write_snapshot(repo, history, tree, None)

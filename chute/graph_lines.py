@@ -1,0 +1,156 @@
+"""The N-Triples text of one entry version, made directly (no RDF term objects).
+
+A put writes hundreds of thousands of these lines, so they are f-strings
+over predicates spelled out once here; string literals get JSON's escapes,
+which are all valid N-Triples escapes. `chute.graph_write` and
+`chute.graph_load` both use `version_lines`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+from chute.graph_terms import CHUTE, NFO, RDF, XSD, Iris
+from chute.tree import Entry, mode_string
+
+_KIND_CLASS = {"dir": "Directory", "file": "File", "symlink": "Symlink"}
+
+
+def text_of(value: str) -> tuple[str, bytes | None]:
+    """Return a printable form of a surrogate-escaped name, and its raw bytes if not UTF-8."""
+    try:
+        value.encode("utf-8")
+        return value, None
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace"), raw
+
+
+_RDF_TYPE = f"<{RDF}type>"
+_INT = f"^^<{XSD}integer>"
+_BOOL = f"^^<{XSD}boolean>"
+_B64 = f"^^<{XSD}base64Binary>"
+
+
+def _iri(term: str) -> str:
+    return f"<{term}>"
+
+
+def _c(term: str) -> str:
+    return f"<{CHUTE}{term}>"
+
+
+def _nfo(term: str) -> str:
+    return f"<{NFO}{term}>"
+
+
+# Predicates and classes of the entry path, as N-Triples text.
+_P_PATH, _P_NAME, _P_RAW = _c("path"), _nfo("fileName"), _c("rawName")
+_P_MODE, _P_PERMS, _P_UID, _P_GID = _c("mode"), _nfo("permissions"), _c("uid"), _c("gid")
+_P_OWNER, _P_GROUP, _P_MODIFIED = _c("owner"), _c("group"), _nfo("fileLastModified")
+_P_XATTR = _c("xattr")
+_P_XNAME, _P_XVALUE = _c("xattrName"), _c("xattrValue")
+_P_TARGET, _P_RAW_TARGET, _P_RDEV = _c("target"), _c("rawTarget"), _c("rdev")
+_P_SIZE, _P_HASH = _nfo("fileSize"), _nfo("hasHash")
+_P_HASHV = _nfo("hashValue")
+_P_CHUNKS, _P_SPARSE = _c("chunks"), _c("sparse")
+_P_LINK, _P_NLINK, _P_CONTAINS = _c("hardlinkTo"), _c("nlink"), _c("contains")
+_X_CLASS = _c("ExtendedAttribute")
+_KIND_TYPE = {k: _c(v) for k, v in _KIND_CLASS.items()}
+_SPECIAL = _c("Special")
+
+
+def _text(value: str) -> str:
+    """Return an N-Triples string literal (JSON's escapes are all valid N-Triples escapes)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _datetime(ns: int) -> str:
+    """Return an exact xsd:dateTime literal (UTC, down to the nanosecond) for a Unix time in ns."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if fraction:
+        stamp += f".{fraction:09d}".rstrip("0")
+    return f'"{stamp}Z"^^<{XSD}dateTime>'
+
+
+def version_lines(lines: list[str], iris: Iris, iri: str, path: str, e: Entry) -> None:
+    """Append the lines of one new entry version; a directory's type is left to the caller.
+
+    (A directory version's `rdf:type` marks its whole subtree as written, so
+    it goes into the snapshot's transaction: see `chute.graph_write`.)
+    """
+    s = f"<{iri}>"
+    kind = e["type"]
+    if kind != "dir":
+        lines.append(f"{s} {_RDF_TYPE} {_KIND_TYPE.get(kind, _SPECIAL)} .")
+    name, raw = text_of(e["name"])
+    mode = e["mode"]
+    lines += (
+        f"{s} {_P_PATH} {_text(text_of(path)[0])} .",
+        f"{s} {_P_NAME} {_text(name)} .",
+        f'{s} {_P_MODE} "{mode}"{_INT} .',
+        f'{s} {_P_PERMS} "{mode_string(mode)}" .',
+        f'{s} {_P_UID} "{e["uid"]}"{_INT} .',
+        f'{s} {_P_GID} "{e["gid"]}"{_INT} .',
+        f"{s} {_P_MODIFIED} {_datetime(e['mtime'])} .",
+    )
+    if raw is not None:
+        lines.append(f'{s} {_P_RAW} "{base64.b64encode(raw).decode()}"{_B64} .')
+    if "user" in e:
+        lines.append(f"{s} {_P_OWNER} {_text(e['user'])} .")
+    if "group" in e:
+        lines.append(f"{s} {_P_GROUP} {_text(e['group'])} .")
+    for i, (xname, value) in enumerate(sorted(e.get("xattrs", {}).items())):
+        x = f"<{iri}#xattr-{i}>"
+        lines += (
+            f"{s} {_P_XATTR} {x} .",
+            f"{x} {_RDF_TYPE} {_X_CLASS} .",
+            f"{x} {_P_XNAME} {_text(xname)} .",
+            f'{x} {_P_XVALUE} "{value}"{_B64} .',
+        )
+    if kind == "file":
+        _file_lines(lines, iris, s, e)
+    elif kind == "symlink":
+        target, raw_target = text_of(e["target"])
+        lines.append(f"{s} {_P_TARGET} {_text(target)} .")
+        if raw_target is not None:
+            encoded = base64.b64encode(raw_target).decode()
+            lines.append(f'{s} {_P_RAW_TARGET} "{encoded}"{_B64} .')
+    elif "rdev" in e:
+        lines.append(f'{s} {_P_RDEV} "{e["rdev"]}"{_INT} .')
+
+
+def _file_lines(lines: list[str], iris: Iris, s: str, e: Entry) -> None:
+    digest = e.get("sha256", "")
+    h = f"<{iris.sha256(digest)}>"
+    chunks = e.get("chunks", [])
+    lines += (
+        f'{s} {_P_SIZE} "{e["size"]}"{_INT} .',
+        f"{s} {_P_HASH} {h} .",
+        f'{h} {_P_HASHV} "{digest}" .',
+        f'{s} {_P_CHUNKS} "{" ".join(chunks)}" .',
+    )
+    if e.get("sparse"):
+        lines.append(f"{s} {_P_SPARSE} \"true\"{_BOOL} .")
+    if "link" in e:
+        lines.append(f"{s} {_P_LINK} {_text(text_of(e['link'])[0])} .")
+    if "nlink" in e:
+        lines.append(f'{s} {_P_NLINK} "{e["nlink"]}"{_INT} .')
+
+
+def contains_head(parent_iri: str) -> str:
+    """Return the start of a `chute:contains` line; the child's IRI and `> .` complete it."""
+    return f"<{parent_iri}> {_P_CONTAINS} <"
+
+
+def directory_type(iri: str) -> str:
+    """Return the `rdf:type` line of a directory version."""
+    return f"<{iri}> {_RDF_TYPE} {_KIND_TYPE['dir']} ."
+
+
+def root_lines(iri: str) -> list[str]:
+    """Return the lines of a snapshot's virtual root but its type: empty path and name."""
+    return [f'<{iri}> {_P_PATH} "" .', f'<{iri}> {_P_NAME} "" .']

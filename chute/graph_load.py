@@ -1,0 +1,62 @@
+"""Loading a snapshot's triples ahead of its transaction.
+
+`BulkLoader` feeds Oxigraph's bulk loader (no transaction, several times
+faster than one; it releases the GIL) from a thread of its own, so the
+walk that makes the next batch runs meanwhile. What goes ahead is
+reachable only once the snapshot's transaction commits: see
+`chute.graph_write` for why that is safe after a crash.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pyoxigraph as ox
+
+BULK_BATCH = 100_000  # lines per bulk load: memory stays flat, loads stay large
+
+
+class BulkLoader:
+    """Load batches of N-Triples into an embedded store on a thread of its own.
+
+    Oxigraph's bulk loader releases the GIL, so the walk making the next
+    batch runs while one loads. At most two batches wait (memory stays
+    flat); `close` waits for all of them and raises what a load raised.
+    """
+
+    def __init__(self, store: ox.Store) -> None:
+        self._store: ox.Store | None = store  # dropped by close: the store closes with History
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def __call__(self, ntriples: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._store is None:
+            raise RuntimeError("the bulk loader is closed")
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(self._store,), name="chute-graph-load", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(ntriples)
+
+    def _run(self, store: ox.Store) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES)
+                except BaseException as exc:  # handed to the writer's thread by close()
+                    self._error = exc
+
+    def close(self) -> None:
+        """Wait until every batch is loaded, let go of the store; raise a load's error, if any."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._store = None
+        if self._error is not None:
+            raise self._error
