@@ -14,7 +14,7 @@ import threading
 
 import pyoxigraph as ox
 
-BULK_BATCH = 100_000  # lines per bulk load: memory stays flat, loads stay large
+BULK_BATCH = 50_000  # lines per bulk load: memory stays flat, loads stay large
 
 
 class BulkLoader:
