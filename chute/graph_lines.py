@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
+from functools import lru_cache
 
 from chute.graph_terms import CHUTE, NFO, RDF, XSD, Iris
 from chute.tree import Entry, mode_string
@@ -20,6 +22,8 @@ _KIND_CLASS = {"dir": "Directory", "file": "File", "symlink": "Symlink"}
 
 def text_of(value: str) -> tuple[str, bytes | None]:
     """Return a printable form of a surrogate-escaped name, and its raw bytes if not UTF-8."""
+    if value.isascii():  # no surrogate escapes: the usual case, answered without encoding
+        return value, None
     try:
         value.encode("utf-8")
         return value, None
@@ -62,9 +66,20 @@ _KIND_TYPE = {k: _c(v) for k, v in _KIND_CLASS.items()}
 _SPECIAL = _c("Special")
 
 
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
 def _text(value: str) -> str:
     """Return an N-Triples string literal (JSON's escapes are all valid N-Triples escapes)."""
+    if _ESCAPED.search(value) is None:  # the usual name: nothing to escape
+        return f'"{value}"'
     return json.dumps(value, ensure_ascii=False)
+
+
+@lru_cache(maxsize=256)
+def _name_text(value: str) -> str:
+    """`_text` of an owner or group name: a few names, over and over."""
+    return _text(value)
 
 
 def _datetime(ns: int) -> str:
@@ -100,9 +115,9 @@ def version_lines(lines: list[str], iris: Iris, iri: str, path: str, e: Entry) -
     if raw is not None:
         lines.append(f'{s} {_P_RAW} "{base64.b64encode(raw).decode()}"{_B64} .')
     if "user" in e:
-        lines.append(f"{s} {_P_OWNER} {_text(e['user'])} .")
+        lines.append(f"{s} {_P_OWNER} {_name_text(e['user'])} .")
     if "group" in e:
-        lines.append(f"{s} {_P_GROUP} {_text(e['group'])} .")
+        lines.append(f"{s} {_P_GROUP} {_name_text(e['group'])} .")
     for i, (xname, value) in enumerate(sorted(e.get("xattrs", {}).items())):
         x = f"<{iri}#xattr-{i}>"
         lines += (

@@ -26,7 +26,7 @@ from chute.graph_changes import TreeView
 from chute.graph_lines import contains_head, directory_type, root_lines, text_of, version_lines
 from chute.graph_terms import PROV, RDF, ROOT, SNAPSHOT, A, c, dt, n
 from chute.ids import ChunkId, SnapshotName, parse_timestamp
-from chute.tree import Entry, decode_listing, entry_bytes
+from chute.tree import Entry, decode_listing_texts
 
 if TYPE_CHECKING:
     from chute.crypto import IdHasher
@@ -114,11 +114,12 @@ class SnapshotWriter:
         """How many triples went ahead through the bulk sink."""
         return self._bulked
 
-    def listing(self, tree: ChunkId) -> list[Entry]:
+    def listing(self, tree: ChunkId) -> list[tuple[Entry, str]]:
+        """Return a listing's entries, each with its canonical text."""
         data = self.listings.get(tree)
         if data is None:
             data = self.source.read_tree(tree)
-        return decode_listing(data)
+        return decode_listing_texts(data)
 
     def snapshot(self, index: BlobIndex) -> None:
         """Add the snapshot's own triples and those of every entry version it adds."""
@@ -189,11 +190,11 @@ class SnapshotWriter:
             kids: list[str] = []
             lines: list[str] = []
             new_dirs: list[tuple[str, str, ChunkId]] = []
-            for entry in self.listing(tree):
+            for entry, text in self.listing(tree):
                 child_path = f"{path}/{entry['name']}" if path else entry["name"]
                 is_dir = entry["type"] == "dir"
                 kind = "dir" if is_dir else "file"
-                iri = entry_iri(kind, name_id(kind, child_path, entry_bytes(entry)))
+                iri = entry_iri(kind, name_id(kind, child_path, text))
                 kids.append(iri)
                 lines.append(f"{parent}{iri}> .")
                 if iri in before or iri in paths or (is_dir and self.known(iri)):

@@ -114,6 +114,31 @@ def decode_listing(data: bytes) -> list[Entry]:
     return entries
 
 
+_LISTING_HEAD = '{"entries":['
+_DECODER = json.JSONDecoder()
+
+
+def decode_listing_texts(data: bytes) -> list[tuple[Entry, str]]:
+    """Parse a listing; return each entry with its canonical text (what `entry_bytes` gives).
+
+    A listing is canonical JSON, so each entry's text is its slice of the
+    listing: cut out while parsing instead of serialising every entry again.
+    """
+    text = data.decode("ascii")
+    found: list[tuple[Entry, str]] = []
+    pos = len(_LISTING_HEAD)
+    try:
+        if not text.startswith(_LISTING_HEAD) or not text.endswith("]}"):
+            raise ValueError("not in canonical form")
+        while text[pos] != "]":
+            entry, end = _DECODER.raw_decode(text, pos)
+            found.append((entry, text[pos:end]))
+            pos = end + 1 if text[end] == "," else end
+    except (ValueError, IndexError):  # not canonical after all: parse, then serialise
+        return [(e, entry_bytes(e)) for e in decode_listing(data)]
+    return found
+
+
 def entry_bytes(entry: Entry) -> str:
     """Return the canonical text of one entry (for content-addressed graph IRIs)."""
     return json.dumps(entry, sort_keys=True, separators=(",", ":"))
