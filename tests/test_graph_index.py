@@ -306,6 +306,21 @@ def _write_all(
     return names
 
 
+REACHABLE = "SELECT (COUNT(*) AS ?n) WHERE { ?s a chute:Snapshot ; chute:root/chute:contains* ?e }"
+
+
+def check_as_written_anew(
+    tmp_path: Path, graphs: list[History], repo: Repository, history: History
+) -> None:
+    """The graph is quad for quad the repository's snapshots written afresh, oldest first."""
+    anew = _history(tmp_path, graphs, "anew")
+    for snapshot in repo.snapshots():
+        anew.add_snapshot(repo, repo.read_index(snapshot))
+    assert _quads(history) == _quads(anew)
+    check_spans(history)
+    check_no_orphans(history)
+
+
 def test_bulk_path_writes_the_graph_of_one_transaction(
     tmp_path: Path, repo: Repository, graphs: list[History], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -321,13 +336,8 @@ def test_bulk_path_writes_the_graph_of_one_transaction(
     names = _write_all(repo, bulk, 5, 7, monkeypatch)
     assert len(loads) > 3 * len(names)  # every snapshot went through several batches
 
-    whole = _history(tmp_path, graphs, "whole")
-    monkeypatch.setattr(chute.graph_load, "BULK_BATCH", 10**9)
-    for name in names:
-        whole.add_snapshot(repo, repo.read_index(name))
-    assert _quads(bulk) == _quads(whole)
-    check_spans(bulk)
-    check_no_orphans(bulk)
+    monkeypatch.setattr(chute.graph_load, "BULK_BATCH", 10**9)  # one transaction each
+    check_as_written_anew(tmp_path, graphs, repo, bulk)
 
 
 def test_a_crash_before_the_transaction_leaves_no_snapshot_and_sync_heals(
@@ -355,21 +365,11 @@ def test_a_crash_before_the_transaction_leaves_no_snapshot_and_sync_heals(
     lost = repo.snapshots()[-1]
     ahead = {since for _, since, _ in _spans(history)} - committed
     assert ahead == {history.iris.snapshot(lost)}  # the new spans start at the lost one
-    rows = history.select(
-        "SELECT (COUNT(*) AS ?n) WHERE { ?s a chute:Snapshot ; chute:root/chute:contains* ?e }"
-    )
-    reachable = rows[0]["n"]
+    reachable = history.select(REACHABLE)[0]["n"]
 
     assert len(history.sync(repo)) == 1  # the blob was committed: sync writes it again
-    assert history.select(
-        "SELECT (COUNT(*) AS ?n) WHERE { ?s a chute:Snapshot ; chute:root/chute:contains* ?e }"
-    )[0]["n"] > reachable
-    clean = _history(tmp_path, graphs, "clean")
-    for name in repo.snapshots():
-        clean.add_snapshot(repo, repo.read_index(name))
-    assert _quads(history) == _quads(clean)
-    check_spans(history)
-    check_no_orphans(history)
+    assert history.select(REACHABLE)[0]["n"] > reachable
+    check_as_written_anew(tmp_path, graphs, repo, history)
 
 
 def test_a_failed_load_fails_the_write_and_commits_nothing(
