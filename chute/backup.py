@@ -19,7 +19,6 @@ and reported; either makes the snapshot "incomplete" (exit code 3).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import socket
@@ -45,9 +44,6 @@ BATCH_BYTES = 8 << 20
 BATCH_FILES = 256
 STREAM_READ = 8 << 20
 MAX_IN_FLIGHT = 4
-# A batch of files this small on average is mostly short system calls, each of which
-# hands the GIL over: two such batches at once cost more in handovers than they gain.
-SMALL_FILE = 64 << 10
 
 Progress = Callable[[int, int], None]
 
@@ -117,7 +113,6 @@ class _Walker:
         self.listings: dict[ChunkId, bytes] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chute-put")
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
-        self._one_small = threading.Lock()
         self._futures: list[Future[None]] = []
         self._batch: list[tuple[bytes, Entry]] = []
         self._batch_bytes = 0
@@ -252,18 +247,13 @@ class _Walker:
     def _submit_batch(self) -> None:
         if not self._batch:
             return
-        small = self._batch_bytes < len(self._batch) * SMALL_FILE
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         self._slots.acquire()
-        future = self._pool.submit(self._process_batch, batch, small)
+        future = self._pool.submit(self._process_batch, batch)
         future.add_done_callback(lambda _f: self._slots.release())
         self._futures.append(future)
 
-    def _process_batch(self, batch: list[tuple[bytes, Entry]], small: bool) -> None:
-        with self._one_small if small else contextlib.nullcontext():
-            self._process_files(batch)
-
-    def _process_files(self, batch: list[tuple[bytes, Entry]]) -> None:
+    def _process_batch(self, batch: list[tuple[bytes, Entry]]) -> None:
         for path, entry in batch:
             try:
                 self._process_file(path, entry)
