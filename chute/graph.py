@@ -219,8 +219,9 @@ class History:
         try:
             writer.snapshot(index)
             if len(before) == len(series):
-                spans, index_quads = append_quads(view, iri, mount, previous, writer.root)
-                writer.send_ahead(spans)
+                index_quads = append_quads(
+                    view, iri, mount, previous, writer.root, writer.send_ahead
+                )
                 deletes: list[ox.Quad] = []
             else:
                 # Between others, or again: recompute the mount's spans with this snapshot in place.

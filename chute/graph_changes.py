@@ -31,6 +31,7 @@ trees (`series_quads`), which is also the definition the fast paths follow.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import pyoxigraph as ox
@@ -250,14 +251,19 @@ def stored_link_quads(store: ox.Store, snapshot: str) -> list[ox.Quad]:
 
 
 def append_quads(
-    view: TreeView, snapshot: str, mount: str, previous: str | None, root: str
-) -> tuple[list[str], list[ox.Quad]]:
-    """Return the span index of a snapshot newer than every other of its mount.
+    view: TreeView,
+    snapshot: str,
+    mount: str,
+    previous: str | None,
+    root: str,
+    ahead: Callable[[list[str]], None],
+) -> list[ox.Quad]:
+    """Write the span index of a snapshot newer than every other of its mount.
 
-    Two parts: the new spans as N-Triples lines, which may be written ahead
-    of the snapshot (see `chute.graph_write`: unreachable until it commits),
-    and what must commit with it (its place in the series, and the ends of
-    the spans it closes).
+    Two parts: the new spans, as N-Triples lines handed to `ahead` a few
+    thousand at a time (they may be written before the snapshot: see
+    `chute.graph_write`, unreachable until it commits), and what must commit
+    with it, returned: its place in the series, the ends of the spans it closes.
     """
     added, removed = diff(view, root_of(view.store, previous), root)
     quads = link_quads(snapshot, mount, previous)
@@ -267,11 +273,15 @@ def append_quads(
     for version in added:
         s = f"<{head}{version.rsplit('/', 1)[-1]}>"
         lines += (f"{s} {VERSION} <{version}> .", f"{s} {since}")
+        if len(lines) >= 10_000:
+            ahead(lines)
+            lines = []
+    ahead(lines)
     for version in removed:
         span = open_span(view.store, version, mount, view.iris)
         if span is not None:
             quads.append(ox.Quad(n(span.iri), UNTIL, n(snapshot)))
-    return lines, quads
+    return quads
 
 
 def series_quads(

@@ -97,17 +97,21 @@ class SnapshotWriter:
         self.commit.append(f"{s} {p} {o} .")
 
     def send_ahead(self, lines: list[str]) -> None:
-        """Queue lines that may be written before the transaction; load a full batch."""
+        """Queue lines that may be written before the transaction; load full batches."""
         self.ahead.extend(lines)
-        if self.bulk is not None and len(self.ahead) >= graph_load.BULK_BATCH:
-            self.flush()
+        while self.bulk is not None and len(self.ahead) >= graph_load.BULK_BATCH:
+            self._load(graph_load.BULK_BATCH)
 
     def flush(self) -> None:
         """Load the queued ahead lines now (with a bulk sink)."""
         if self.bulk is not None and self.ahead:
-            self.bulk("\n".join(self.ahead).encode())
-            self._bulked += len(self.ahead)
-            self.ahead = []
+            self._load(len(self.ahead))
+
+    def _load(self, count: int) -> None:
+        assert self.bulk is not None
+        batch, self.ahead = self.ahead[:count], self.ahead[count:]
+        self.bulk("\n".join(batch).encode())
+        self._bulked += count
 
     @property
     def written(self) -> int:
