@@ -17,9 +17,13 @@ changed between two snapshots" and "when did this disappear" are index
 look-ups rather than walks. Both grow with change, not with the number of
 snapshots.
 
-Writes are atomic per snapshot: each is one SPARQL update, which Oxigraph
-runs as one transaction (and a remote server as one request). The common
-case — a snapshot newer than all others of its mount — only inserts.
+Writes are atomic per snapshot. A remote server gets one SPARQL update
+(one request); the embedded store gets a big snapshot's entry versions
+ahead through Oxigraph's bulk loader (`chute.graph_load`, no transaction,
+several times faster) and then one transaction that makes the snapshot
+visible: until it commits, no snapshot reaches what went ahead (see
+`chute.graph_write`). The common case — a snapshot newer than all others
+of its mount — only inserts.
 `sync` makes the graph hold exactly the repository's live snapshots
 (adding what is missing, removing what was forgotten) and repairs the span
 index, so the graph heals itself after an interruption; `rebuild`

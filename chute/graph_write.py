@@ -6,11 +6,14 @@ synthetic history of `chute.bench.graph_scale` makes them up) and otherwise
 read from the repository through the `TreeSource` protocol.
 
 Entry versions have content-addressed IRIs: a keyed hash of the entry's
-path and canonical bytes. The walk emits triples only for versions the
-graph lacks and stops at every directory version it already has, so an
-unchanged subtree costs nothing. What the walk saw (the children of each new
-directory version, the path of each new node) is kept for the change index
-(`chute.graph_changes`), which needs it before the quads are committed; they go into its TreeView.
+path and canonical text. The walk writes the versions that the previous
+snapshot's version of the same directory did not hold, and stops at every
+directory version the graph already has, so an unchanged subtree costs
+nothing. (A file version found elsewhere in the graph is written again:
+the same triples, a set, so nothing changes.) What the walk saw (the
+children of each new directory version, the path of each new node) goes
+into the TreeView of the change index (`chute.graph_changes`), which needs
+it before anything is committed.
 """
 
 from __future__ import annotations
