@@ -127,11 +127,9 @@ class IdHasher:
         return ChunkId(hasher.digest())
 
     def name_id(self, *parts: str) -> str:
-        """Return a keyed hex id for graph IRIs made of `parts`."""
-        hasher = blake3.blake3(b"chute-iri\0", key=self._key)
-        for part in parts:
-            hasher.update(part.encode("utf-8", "surrogateescape") + b"\0")
-        return hasher.hexdigest()
+        """Return a keyed hex id for graph IRIs made of `parts` (each ends with a NUL)."""
+        text = "\0".join(parts).encode("utf-8", "surrogateescape")
+        return blake3.blake3(b"chute-iri\0" + text + b"\0", key=self._key).hexdigest()
 
 
 class BlobCipher:

@@ -85,10 +85,16 @@ def _name_text(value: str) -> str:
 def _datetime(ns: int) -> str:
     """Return an exact xsd:dateTime literal (UTC, down to the nanosecond) for a Unix time in ns."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    stamp = _second(seconds)
     if fraction:
         stamp += f".{fraction:09d}".rstrip("0")
     return f'"{stamp}Z"^^<{XSD}dateTime>'
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    """Files written together share their second: format each one once."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def version_lines(lines: list[str], iris: Iris, iri: str, path: str, e: Entry) -> None:

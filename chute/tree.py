@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import grp
 import json
+import json.scanner
 import os
 import pwd
 import stat
@@ -115,7 +116,7 @@ def decode_listing(data: bytes) -> list[Entry]:
 
 
 _LISTING_HEAD = '{"entries":['
-_DECODER = json.JSONDecoder()
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def decode_listing_texts(data: bytes) -> list[tuple[Entry, str]]:
@@ -131,10 +132,10 @@ def decode_listing_texts(data: bytes) -> list[tuple[Entry, str]]:
         if not text.startswith(_LISTING_HEAD) or not text.endswith("]}"):
             raise ValueError("not in canonical form")
         while text[pos] != "]":
-            entry, end = _DECODER.raw_decode(text, pos)
+            entry, end = _SCAN(text, pos)  # raw_decode's own C scanner, without its layers
             found.append((entry, text[pos:end]))
             pos = end + 1 if text[end] == "," else end
-    except (ValueError, IndexError):  # not canonical after all: parse, then serialise
+    except (ValueError, IndexError, StopIteration):  # not canonical: parse, then serialise
         return [(e, entry_bytes(e)) for e in decode_listing(data)]
     return found
 

@@ -47,6 +47,8 @@ def test_a_listing_not_in_canonical_form_falls_back_to_serialising() -> None:
     entry = {"name": "a b", "type": "file", "mode": 33188, "mtime": 1}
     loose = json.dumps({"entries": [entry, entry]}, indent=1).encode()
     assert decode_listing_texts(loose) == [(entry, entry_bytes(entry))] * 2
+    spaced = json.dumps({"entries": [entry, entry]}, separators=(", ", ":")).encode()
+    assert decode_listing_texts(spaced) == [(entry, entry_bytes(entry))] * 2
 
 
 @given(st.text())
