@@ -243,3 +243,37 @@ def test_file_changing_while_read_is_reported(
     assert "busy.log changed while it was read" in result.err
     summary = json.loads(result.out)
     assert summary["files"] == 2 and len(summary["warnings"]) == 1
+
+
+@pytest.mark.parametrize("size", [100, 300_000], ids=["small batch", "large batch"])
+def test_a_file_that_cannot_be_opened_is_reported_and_the_rest_kept(
+    tmp_path: Path,
+    chute: Callable[..., Run],
+    repo_ready: None,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+) -> None:
+    import chute.backup as backup
+
+    # Small batches open all their files ahead (chute.backup._open_ahead), large ones
+    # one by one: either way the file that cannot be opened is left out, and said.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.txt", "locked.txt", "z.txt"):
+        (src / name).write_bytes(name.encode() * (size // len(name)))
+    real_open = backup._open_noatime
+
+    def refuse(path: bytes) -> int:
+        if path.endswith(b"locked.txt"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path)
+
+    monkeypatch.setattr(backup, "_open_noatime", refuse)
+    result = chute("put", "--json", str(src), ok=False)
+    assert result.code == 3
+    assert "locked.txt: Permission denied" in result.err
+    target = tmp_path / "r"
+    chute("get", "latest", "--target", str(target))
+    assert sorted(p.name for p in (target / "src").iterdir()) == ["a.txt", "z.txt"]
+    for name in ("a.txt", "z.txt"):
+        assert (target / "src" / name).read_bytes() == (src / name).read_bytes()
