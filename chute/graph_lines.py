@@ -2,8 +2,7 @@
 
 A put writes hundreds of thousands of these lines, so they are f-strings
 over predicates spelled out once here; string literals get JSON's escapes,
-which are all valid N-Triples escapes. `chute.graph_write` and
-`chute.graph_load` both use `version_lines`.
+which are all valid N-Triples escapes. `chute.graph_write` uses them.
 """
 
 from __future__ import annotations
@@ -36,10 +35,6 @@ _RDF_TYPE = f"<{RDF}type>"
 _INT = f"^^<{XSD}integer>"
 _BOOL = f"^^<{XSD}boolean>"
 _B64 = f"^^<{XSD}base64Binary>"
-
-
-def _iri(term: str) -> str:
-    return f"<{term}>"
 
 
 def _c(term: str) -> str:
