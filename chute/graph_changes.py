@@ -121,6 +121,11 @@ def diff(view: TreeView, old_root: str | None, new_root: str | None) -> tuple[li
 # --- spans -------------------------------------------------------------------
 
 
+def span_iri(since: str, version: str) -> str:
+    """`<since snapshot IRI>#span-<last segment of the version's IRI>`."""
+    return f"{since}#span-{version.rsplit('/', 1)[-1]}"
+
+
 @dataclass(frozen=True)
 class Span:
     """An unbroken run of one mount's snapshots that hold one entry version."""
@@ -131,7 +136,7 @@ class Span:
 
     @property
     def iri(self) -> str:
-        return f"{self.since}#span-{self.version.rsplit('/', 1)[-1]}"
+        return span_iri(self.since, self.version)
 
     def quads(self) -> list[ox.Quad]:
         s = n(self.iri)
@@ -268,10 +273,9 @@ def append_quads(
     added, removed = diff(view, root_of(view.store, previous), root)
     quads = link_quads(snapshot, mount, previous)
     since = f"{SINCE} {n(snapshot)} ."
-    head = snapshot + "#span-"
     lines: list[str] = []
     for version in added:
-        s = f"<{head}{version.rsplit('/', 1)[-1]}>"
+        s = f"<{span_iri(snapshot, version)}>"
         lines += (f"{s} {VERSION} <{version}> .", f"{s} {since}")
         if len(lines) >= 10_000:
             ahead(lines)
