@@ -16,6 +16,7 @@ span could not be read, is read alone, so its error names the object.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Iterable
 
@@ -72,6 +73,13 @@ class Prefetcher:
             for oid, loc in span:
                 start = loc.offset - first.offset
                 loaded[oid.raw] = (loc, view[start : start + loc.length])
+        if self._groups:  # the disk reads the next group while this one is decrypted
+            for span in _spans(self._groups[0]):
+                first = span[0][1]
+                end = max(loc.offset + loc.length for _, loc in span)
+                with contextlib.suppress(IntegrityError, NotFound, StorageError):
+                    window = self.repo.window_of(first.blob)
+                    self.repo.advise_stream(first.blob, first.offset, end - first.offset, window)
         return loaded
 
 

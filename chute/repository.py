@@ -364,6 +364,15 @@ class Repository:
 
     # --- reading objects ------------------------------------------------
 
+    def advise_stream(self, blob: str, offset: int, length: int, window: int) -> None:
+        """Hint that a range of a blob's stream will be read soon (see Store.advise)."""
+        end = offset + length
+        while offset < end:
+            number, inner = divmod(offset, window)
+            take = min(end - offset, window - inner)
+            self.store.advise(f"{blob}/0/{window}/{number}", inner, take)
+            offset += take
+
     def read_stream(
         self, blob: str, offset: int, length: int, window: int, cached: bool = True
     ) -> bytes:

@@ -89,3 +89,39 @@ def test_a_damaged_span_fails_only_its_damaged_object(
     with pytest.raises(IntegrityError):
         fetcher.read(ids[1])
     fetcher.read(ids[2])
+
+
+def test_each_group_asks_the_store_to_read_the_next_one_ahead(
+    stored: tuple[Repository, list[ChunkId]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, ids = stored
+    monkeypatch.setattr(prefetch, "GROUP_BYTES", 100_000)  # several groups
+    events: list[tuple[str, str, int, int]] = []
+    real_get = repo.store.get
+
+    def get(name: str, offset: int = 0, length: int | None = None) -> bytes:
+        events.append(("get", name, offset, length or 0))
+        return real_get(name, offset, length)
+
+    def advise(name: str, offset: int, length: int) -> None:
+        events.append(("advise", name, offset, length))
+
+    fetcher = Prefetcher(repo, ids)
+    monkeypatch.setattr(repo.store, "get", get)
+    monkeypatch.setattr(repo.store, "advise", advise)
+    for oid in ids:
+        fetcher.read(oid)
+    first = next(i for i, e in enumerate(events) if e[0] == "advise")
+    later = [(i, e) for i, e in enumerate(events) if e[0] == "get" and i > first]
+    assert later  # several groups: reads after the first group's
+    for i, (_, name, offset, length) in later:  # each was advised before it was read
+        assert any(
+            kind == "advise" and n == name and o <= offset and offset + length <= o + size
+            for kind, n, o, size in events[:i]
+        ), (name, offset, length)
+
+
+def test_a_hint_for_a_missing_object_is_silent(tmp_path: Path) -> None:
+    from chute.store.local import LocalStore
+
+    LocalStore(tmp_path).advise("no/such/object", 0, 100)

@@ -51,6 +51,9 @@ class BlobStore(ABC):
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         """Return the object's bytes (a range of them); NotFound if absent."""
 
+    def advise(self, name: str, offset: int, length: int) -> None:  # noqa: B027
+        """Hint that a range will be read soon (nothing, unless the store can read ahead)."""
+
     @abstractmethod
     def size(self, name: str) -> int | None:
         """Return the object's size, or None if it does not exist."""

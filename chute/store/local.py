@@ -89,6 +89,19 @@ class LocalStore(BlobStore):
         except OSError as exc:
             raise _storage_error(exc, f"cannot read {name}") from exc
 
+    def advise(self, name: str, offset: int, length: int) -> None:
+        """Ask the kernel to start reading a range into the page cache."""
+        try:
+            fd = os.open(self._path(name), os.O_RDONLY)
+        except OSError:
+            return  # a hint only: the read itself reports what is wrong
+        try:
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
     def size(self, name: str) -> int | None:
         path = self._path(name)
         try:
