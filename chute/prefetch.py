@@ -60,26 +60,21 @@ class Prefetcher:
         self._loaded = {}  # let the previous group go before reading the next
         loaded: dict[bytes, tuple[Location, memoryview]] = {}
         for span in _spans(group):
-            first = span[0][1]
-            end = max(loc.offset + loc.length for _, loc in span)
+            blob, start, length = _extent(span)
             try:
-                window = self.repo.window_of(first.blob)
-                data = self.repo.read_stream(
-                    first.blob, first.offset, end - first.offset, window, cached=False
-                )
+                window = self.repo.window_of(blob)
+                data = self.repo.read_stream(blob, start, length, window, cached=False)
             except (IntegrityError, NotFound, StorageError):
                 continue  # read alone on demand, which reports the object's own error
             view = memoryview(data)
             for oid, loc in span:
-                start = loc.offset - first.offset
-                loaded[oid.raw] = (loc, view[start : start + loc.length])
+                at = loc.offset - start
+                loaded[oid.raw] = (loc, view[at : at + loc.length])
         if self._groups:  # the disk reads the next group while this one is decrypted
             for span in _spans(self._groups[0]):
-                first = span[0][1]
-                end = max(loc.offset + loc.length for _, loc in span)
+                blob, start, length = _extent(span)
                 with contextlib.suppress(IntegrityError, NotFound, StorageError):
-                    window = self.repo.window_of(first.blob)
-                    self.repo.advise_stream(first.blob, first.offset, end - first.offset, window)
+                    self.repo.advise_stream(blob, start, length, self.repo.window_of(blob))
         return loaded
 
 
@@ -125,6 +120,13 @@ def _spans(group: list[Planned]) -> list[list[Planned]]:
             blob, end = loc.blob, 0
         end = max(end, loc.offset + loc.length)
     return spans
+
+
+def _extent(span: list[Planned]) -> tuple[str, int, int]:
+    """Return the blob, start and length of the stream range a span covers."""
+    first = span[0][1]
+    end = max(loc.offset + loc.length for _, loc in span)
+    return first.blob, first.offset, end - first.offset
 
 
 def _place(item: Planned) -> tuple[str, int]:

@@ -34,6 +34,7 @@ import struct
 import threading
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -366,12 +367,8 @@ class Repository:
 
     def advise_stream(self, blob: str, offset: int, length: int, window: int) -> None:
         """Hint that a range of a blob's stream will be read soon (see Store.advise)."""
-        end = offset + length
-        while offset < end:
-            number, inner = divmod(offset, window)
-            take = min(end - offset, window - inner)
-            self.store.advise(f"{blob}/0/{window}/{number}", inner, take)
-            offset += take
+        for name, _, inner, take in _window_parts(blob, offset, length, window):
+            self.store.advise(name, inner, take)
 
     def read_stream(
         self, blob: str, offset: int, length: int, window: int, cached: bool = True
@@ -383,11 +380,7 @@ class Repository:
         a window, so a run of them costs one window read instead of one each.
         """
         parts = []
-        end = offset + length
-        while offset < end:
-            number, inner = divmod(offset, window)
-            take = min(end - offset, window - inner)
-            name = f"{blob}/0/{window}/{number}"
+        for name, number, inner, take in _window_parts(blob, offset, length, window):
             if cached and take <= window // 64:
                 whole = self._window_cache.get(name)
                 if whole is None:
@@ -399,7 +392,6 @@ class Repository:
             if len(part) != take:
                 raise IntegrityError(f"window {number} of {blob} is truncated")
             parts.append(part)
-            offset += take
         return b"".join(parts)
 
     def window_of(self, blob: str) -> int:
@@ -618,3 +610,15 @@ def present_records(table: bytes, blob: BlobFiles) -> bytes:
         )
     ]
     return b"".join(kept)
+
+
+def _window_parts(
+    blob: str, offset: int, length: int, window: int
+) -> Iterator[tuple[str, int, int, int]]:
+    """Split a range of a blob's stream by window: (name, number, offset inside, length)."""
+    end = offset + length
+    while offset < end:
+        number, inner = divmod(offset, window)
+        take = min(end - offset, window - inner)
+        yield f"{blob}/0/{window}/{number}", number, inner, take
+        offset += take
