@@ -58,6 +58,7 @@ from chute.graph_changes import (
     snapshot_quads,
     unshared_nodes,
 )
+from chute.graph_load import LENIENT
 from chute.graph_terms import (
     CHUTE,
     DCTERMS,
@@ -320,12 +321,13 @@ class History:
         Inserts alone go to the embedded store through `extend` (measured on
         50k new files: 254k quads in 3.6 s and +230 MiB, against about 8 s
         and +530 MiB as one SPARQL update); otherwise, and always for a remote
-        store, one SPARQL update carries both.
+        store, one SPARQL update carries both. The lines are chute's own, so
+        they are parsed leniently (`chute.graph_load.LENIENT`).
         """
         if not deletes and isinstance(self.store, ox.Store):
             if inserts:
                 data = "\n".join(inserts).encode()
-                self.store.extend(ox.parse(data, format=ox.RdfFormat.N_TRIPLES))
+                self.store.extend(ox.parse(data, format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT))
             return
         parts = []
         if deletes:

@@ -150,7 +150,7 @@ def _file_lines(lines: list[str], iris: Iris, s: str, e: Entry) -> None:
         f'{s} {_P_CHUNKS} "{" ".join(chunks)}" .',
     )
     if e.get("sparse"):
-        lines.append(f"{s} {_P_SPARSE} \"true\"{_BOOL} .")
+        lines.append(f'{s} {_P_SPARSE} "true"{_BOOL} .')
     if "link" in e:
         lines.append(f"{s} {_P_LINK} {_text(text_of(e['link'])[0])} .")
     if "nlink" in e:

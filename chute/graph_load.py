@@ -15,6 +15,10 @@ import threading
 import pyoxigraph as ox
 
 BULK_BATCH = 50_000  # lines per bulk load: memory stays flat, loads stay large
+# Every line chute loads is made by `chute.graph_lines` (IRIs of hex ids, literals
+# with JSON's escapes), so Oxigraph's parser may skip validating IRIs: that cut
+# the bulk load of a 50k-file snapshot by a third, in wall and CPU time.
+LENIENT = True
 
 
 class BulkLoader:
@@ -47,7 +51,7 @@ class BulkLoader:
         while (data := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES)
+                    store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT)
                 except BaseException as exc:  # handed to the writer's thread by close()
                     self._error = exc
 
