@@ -25,17 +25,17 @@ class BulkLoader:
     """Load batches of N-Triples into an embedded store on a thread of its own.
 
     Oxigraph's bulk loader releases the GIL, so the walk making the next
-    batch runs while one loads. At most two batches wait (memory stays
+    batch runs while one loads. One batch waits while one loads (memory stays
     flat); `close` waits for all of them and raises what a load raised.
     """
 
     def __init__(self, store: ox.Store) -> None:
         self._store: ox.Store | None = store  # dropped by close: the store closes with History
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def __call__(self, ntriples: bytes) -> None:
+    def __call__(self, ntriples: str) -> None:
         if self._error is not None:
             raise self._error
         if self._store is None:

@@ -81,7 +81,7 @@ class SnapshotWriter:
         listings: dict[ChunkId, bytes],
         known: Callable[[str], bool],
         previous_root: str | None = None,
-        bulk: Callable[[bytes], None] | None = None,
+        bulk: Callable[[str], None] | None = None,
     ) -> None:
         self.view = view  # gets the children and paths of the versions written here
         self.bulk = bulk
@@ -113,7 +113,7 @@ class SnapshotWriter:
     def _load(self, count: int) -> None:
         assert self.bulk is not None
         batch, self.ahead = self.ahead[:count], self.ahead[count:]
-        self.bulk("\n".join(batch).encode())
+        self.bulk("\n".join(batch))  # as str: Oxigraph reads its UTF-8 in place, no bytes copy
         self._bulked += count
 
     @property

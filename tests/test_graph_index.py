@@ -328,7 +328,7 @@ def test_bulk_path_writes_the_graph_of_one_transaction(
     loads: list[int] = []
     real = chute.graph_load.BulkLoader.__call__
 
-    def counting(self: chute.graph_load.BulkLoader, data: bytes) -> None:
+    def counting(self: chute.graph_load.BulkLoader, data: str) -> None:
         loads.append(len(data))
         real(self, data)
 
