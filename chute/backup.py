@@ -7,10 +7,12 @@ latest of the same mount) takes that entry's hash and chunk list unread.
 Files to read go to two worker threads in batches of several MiB; workers
 read, cut (FastCDC), hash (keyed BLAKE3 ids, SHA-256 of the file), compress
 and encrypt new chunks and append them to the blob. All of those release
-the GIL, so both cores work. When the walk is done, listings are built
-bottom-up and stored (an unchanged directory has the same id as before and
-costs nothing), then `index.json` commits the blob and the snapshot's
-triples go to the graph in one transaction.
+the GIL, so both cores work. A directory's listing is built and stored as
+soon as the walk has left it and every file and subdirectory in it is done
+(an unchanged directory has the same id as before and costs nothing); its
+entries are let go then, so memory follows the files in flight, not the
+size of the tree. Then `index.json` commits the blob and the snapshot's
+triples go to the graph.
 
 A file that changes while it is read (size, mtime or ctime differ after the
 read) is kept as read and reported; a file that cannot be read is left out
@@ -35,7 +37,7 @@ from typing import Any
 from chute import __version__
 from chute.chunking import WHOLE_FILE_LIMIT
 from chute.crypto import T_DATA, T_TREE
-from chute.errors import UsageError
+from chute.errors import ChuteError, UsageError
 from chute.excludes import ExcludeMatcher
 from chute.ids import ChunkId, SnapshotName, check_label, mount_label, timestamp_now
 from chute.repository import BlobIndex, BlobWriter, Repository
@@ -91,11 +93,18 @@ class PutStats:
 
 @dataclass
 class _Dir:
-    """A directory during the walk: its entry and its children."""
+    """A directory during the walk: its entry and its children until it is listed.
+
+    `pending` counts what its listing waits for: the walk of it, each of its
+    files being read, each subdirectory not yet listed, each hard link whose
+    first path is still being read.
+    """
 
     entry: Entry
     path: str
+    parent: _Dir | None
     children: list[Entry | _Dir] = field(default_factory=list)
+    pending: int = 1
 
 
 @dataclass(frozen=True)
@@ -121,10 +130,9 @@ class _Walker:
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._one_small = threading.Lock()
         self._futures: list[Future[None]] = []
-        self._batch: list[tuple[bytes, Entry]] = []
+        self._batch: list[_Job] = []
         self._batch_bytes = 0
         self._links: dict[tuple[int, int], Entry] = {}
-        self._link_entries: list[tuple[Entry, Entry]] = []
         self._lock = threading.Lock()
         self._local = threading.local()
         self._strip = 0
@@ -140,19 +148,16 @@ class _Walker:
         old = self._old_children(parent_root)
         top_name = os.fsdecode(name)
         self._strip = len(top_name) + 1
-        top = self._visit(root, top_name, st, top_name, old)
+        top = self._visit(root, top_name, st, top_name, old, None)
         self._submit_batch()
         try:
             for future in self._futures:
                 future.result()
         finally:
             self._pool.shutdown(wait=True)
-        for entry, first in self._link_entries:
-            for key in ("sha256", "chunks", "sizes", "sparse"):
-                if key in first:
-                    entry[key] = first[key]
-        root_children = [] if top is None else [top]
-        return self._store_listing(root_children)
+        if isinstance(top, _Dir) and "tree" not in top.entry:
+            raise ChuteError(f"internal error: the listing of {top.path} was never stored")
+        return self._store_listing([] if top is None else [top])
 
     def _old_children(self, tree: ChunkId | None) -> dict[str, Entry]:
         if tree is None:
@@ -164,7 +169,13 @@ class _Walker:
         return {e["name"]: e for e in listing}
 
     def _visit(
-        self, path: bytes, name: str, st: os.stat_result, rel: str, old: dict[str, Entry]
+        self,
+        path: bytes,
+        name: str,
+        st: os.stat_result,
+        rel: str,
+        old: dict[str, Entry],
+        parent: _Dir | None,
     ) -> Entry | _Dir | None:
         entry = base_entry(name, st)
         xattrs = read_xattrs(path)
@@ -174,13 +185,15 @@ class _Walker:
         prev = old.get(name)
         if kind == "dir":
             self.stats.dirs += 1
-            node = _Dir(entry, rel)
+            node = _Dir(entry, rel, parent)
+            self._hold(parent)  # until this directory is listed
             sub_old = (
                 self._old_children(ChunkId.from_hex(prev["tree"]))
                 if (prev and prev.get("type") == "dir" and "tree" in prev)
                 else {}
             )
             self._walk_dir(path, node, sub_old)
+            self._release(node)  # the walk has left it
             return node
         if kind == "symlink":
             self.stats.other += 1
@@ -189,10 +202,16 @@ class _Walker:
         if kind != "file":
             self.stats.other += 1
             return entry
-        return self._visit_file(path, entry, st, rel, prev)
+        return self._visit_file(path, entry, st, rel, prev, parent)
 
     def _visit_file(
-        self, path: bytes, entry: Entry, st: os.stat_result, rel: str, prev: Entry | None
+        self,
+        path: bytes,
+        entry: Entry,
+        st: os.stat_result,
+        rel: str,
+        prev: Entry | None,
+        parent: _Dir | None,
     ) -> Entry:
         self.stats.files += 1
         self.stats.bytes_total += st.st_size
@@ -202,7 +221,7 @@ class _Walker:
             first = self._links.get((st.st_dev, st.st_ino))
             if first is not None:
                 entry["link"] = first["_path"]
-                self._link_entries.append((entry, first))
+                self._follow(entry, first, parent)
                 return entry
             entry["_path"] = rel
             self._links[(st.st_dev, st.st_ino)] = entry
@@ -217,7 +236,10 @@ class _Walker:
             self.stats.files_unchanged += 1
             self._report()
             return entry
-        self._batch.append((path, entry))
+        if "_path" in entry:  # a first hard link: later ones wait until it is read
+            entry["_waiting"] = []
+        self._hold(parent)  # until this file is read
+        self._batch.append(_Job(path, entry, parent))
         self._batch_bytes += st.st_size
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
             self._submit_batch()
@@ -245,7 +267,7 @@ class _Walker:
                 continue
             if is_dir and (st.st_dev, st.st_ino) in self.opts.skip:
                 continue
-            child = self._visit(item.path, name, st, rel, old)
+            child = self._visit(item.path, name, st, rel, old, node)
             if child is not None:
                 node.children.append(child)
 
@@ -261,17 +283,19 @@ class _Walker:
         future.add_done_callback(lambda _f: self._slots.release())
         self._futures.append(future)
 
-    def _process_batch(self, batch: list[tuple[bytes, Entry]]) -> None:
-        for path, entry in batch:
-            self._process_one(path, entry, None)
+    def _process_batch(self, batch: list[_Job]) -> None:
+        for job in batch:
+            self._process_one(job.path, job.entry, None)
+            self._file_done(job)
 
-    def _process_small(self, batch: list[tuple[bytes, Entry]]) -> None:
+    def _process_small(self, batch: list[_Job]) -> None:
         with self._one_small:
-            opened: list[int | OSError | None] = [_open_ahead(path) for path, _ in batch]
+            opened: list[int | OSError | None] = [_open_ahead(job.path) for job in batch]
             try:
-                for i, (path, entry) in enumerate(batch):
+                for i, job in enumerate(batch):
                     fd, opened[i] = opened[i], None  # the read closes it
-                    self._process_one(path, entry, fd)
+                    self._process_one(job.path, job.entry, fd)
+                    self._file_done(job)
             finally:
                 for left in opened:  # files a failure left unread
                     if isinstance(left, int):
@@ -370,14 +394,48 @@ class _Walker:
 
     # --- listings -------------------------------------------------------
 
+    def _hold(self, node: _Dir | None) -> None:
+        """Make `node`'s listing wait for one more thing."""
+        if node is not None:
+            with self._lock:
+                node.pending += 1
+
+    def _release(self, node: _Dir | None) -> None:
+        """One thing `node` waited for is done: list it if that was the last, and so up the tree."""
+        while node is not None:
+            with self._lock:
+                node.pending -= 1
+                if node.pending:
+                    return
+            # (An unlistable directory is recorded, empty.)
+            node.entry["tree"] = self._store_listing(node.children).hex
+            node.children = []  # in the listing now: let the entries go
+            node = node.parent
+
+    def _follow(self, entry: Entry, first: Entry, parent: _Dir | None) -> None:
+        """Give a later hard link its first path's content, now or once that is read."""
+        with self._lock:
+            waiting: list[tuple[Entry, _Dir | None]] | None = first.get("_waiting")
+            if waiting is not None:
+                waiting.append((entry, parent))
+                if parent is not None:
+                    parent.pending += 1
+                return
+        _copy_content(first, entry)
+
+    def _file_done(self, job: _Job) -> None:
+        """A file is read (or failed): its directory, and links waiting on it, may be listed."""
+        with self._lock:
+            waiting: list[tuple[Entry, _Dir | None]] = job.entry.pop("_waiting", [])
+        for link, link_parent in waiting:
+            _copy_content(job.entry, link)
+            self._release(link_parent)
+        self._release(job.parent)
+
     def _store_listing(self, children: list[Entry | _Dir]) -> ChunkId:
         entries: list[Entry] = []
         for child in children:
-            if isinstance(child, _Dir):  # an unlistable directory is recorded, empty
-                child.entry["tree"] = self._store_listing(child.children).hex
-                entry = child.entry
-            else:
-                entry = child
+            entry = child.entry if isinstance(child, _Dir) else child
             if entry.get("type") == "file" and entry.get("_error"):
                 continue
             entries.append({k: v for k, v in entry.items() if not k.startswith("_")})
@@ -386,7 +444,8 @@ class _Walker:
         self.listings[tid] = data
         if self.index.claim(tid):
             self.writer.append(T_TREE, tid, self.writer.seal(T_TREE, tid, data, compress=True))
-            self.stats.trees_new += 1
+            with self._lock:
+                self.stats.trees_new += 1
         return tid
 
     def _warn(self, message: str) -> None:
@@ -398,6 +457,21 @@ class _Walker:
             self.opts.progress(
                 self.stats.files_read + self.stats.files_unchanged, self.stats.bytes_read
             )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A file to read, its entry, and the directory whose listing waits for it."""
+
+    path: bytes
+    entry: Entry
+    parent: _Dir | None
+
+
+def _copy_content(first: Entry, link: Entry) -> None:
+    for key in ("sha256", "chunks", "sizes", "sparse"):
+        if key in first:
+            link[key] = first[key]
 
 
 def _open_ahead(path: bytes) -> int | OSError:

@@ -24,6 +24,7 @@ from lifecycleutil import (
 from chute.ids import ChunkId, SnapshotName
 from chute.repository import RECORD, Repository
 from chute.session import iter_entries
+from chute.tree import decode_listing
 
 Broken = set[tuple[str, str, str]]  # (snapshot, path, kind)
 Contents = dict[tuple[str, str], str]  # (snapshot, path) -> SHA-256 of the file
@@ -62,22 +63,30 @@ def _bad_objects(repo: Repository, blob: str, start: int, end: int) -> set[bytes
 
 
 def _expected(repo: Repository, names: list[str], bad: set[bytes]) -> Broken:
-    """What a restore of each snapshot would fail on, walking the undamaged truth."""
+    """What a restore of each snapshot would fail on, walking the undamaged truth.
+
+    A listing in `bad` is never read: listings lie among the data in a blob,
+    so the damage may have reached them.
+    """
     broken: Broken = set()
     for name in names:
         index = repo.read_index(SnapshotName.parse(name))
         if index.root.raw in bad:
             broken.add((name, "", "snapshot"))
             continue
-        skip: list[str] = []
-        for path, entry in iter_entries(repo, index):
-            if any(path.startswith(s + "/") for s in skip):
-                continue
-            if entry["type"] == "dir" and bytes.fromhex(entry["tree"]) in bad:
-                broken.add((name, path, "dir"))
-                skip.append(path)
-            elif any(bytes.fromhex(h) in bad for h in entry.get("chunks", ())):
-                broken.add((name, path, "file"))
+        stack = [("", index.root)]
+        while stack:
+            base, tree = stack.pop()
+            for entry in decode_listing(repo.read_tree(tree)):
+                path = f"{base}/{entry['name']}" if base else entry["name"]
+                if entry["type"] == "dir":
+                    sub = ChunkId.from_hex(entry["tree"])
+                    if sub.raw in bad:
+                        broken.add((name, path, "dir"))
+                    else:
+                        stack.append((path, sub))
+                elif any(bytes.fromhex(h) in bad for h in entry.get("chunks", ())):
+                    broken.add((name, path, "file"))
     return broken
 
 
