@@ -364,22 +364,31 @@ class _Walker:
         return memoryview(bytes(view[:got]) + rest)
 
     def _stream_file(self, fd: int, sha: Any, chunks: list[str], sizes: list[int]) -> int:
-        pending = b""
-        size = 0
-        while True:
-            block = os.read(fd, STREAM_READ)
-            size += len(block)
-            sha.update(block)
-            pending += block
-            final = not block
-            if len(pending) < 2 * STREAM_READ and not final:
-                continue
-            cut, used = self.repo.chunker.cut_stream_part(memoryview(pending), final)
-            for chunk in cut:
-                chunks.append(self._store_chunk(chunk))
-                sizes.append(len(chunk))
+        """Read a big file through this thread's window buffer, cutting as it fills.
 
-            pending = pending[used:]
+        The bytes after the last boundary found (at most one chunk) move to the
+        front of the buffer; nothing else is copied, so a worker holds one
+        buffer however big the file is.
+        """
+        buf: bytearray | None = getattr(self._local, "stream", None)
+        if buf is None:
+            buf = self._local.stream = bytearray(2 * STREAM_READ)
+        view = memoryview(buf)
+        filled = size = 0
+        while True:
+            count = os.readv(fd, [view[filled : filled + STREAM_READ]])
+            sha.update(view[filled : filled + count])
+            filled += count
+            size += count
+            final = count == 0
+            if filled + STREAM_READ > len(buf) or final:
+                cut, used = self.repo.chunker.cut_stream_part(view[:filled], final)
+                for chunk in cut:
+                    chunks.append(self._store_chunk(chunk))
+                    sizes.append(len(chunk))
+                del cut
+                view[: filled - used] = view[used:filled]  # overlapping: memoryview copies safely
+                filled -= used
             if final:
                 return size
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import treeutil
 from conftest import Run
+from lifecycleutil import open_repo
 from treeutil import assert_trees_equal, make_every_kind_tree
+
+from chute.restore import find_entry
 
 
 def _repo_dir(home: Path) -> Path:
@@ -277,3 +281,27 @@ def test_a_file_that_cannot_be_opened_is_reported_and_the_rest_kept(
     assert sorted(p.name for p in (target / "src").iterdir()) == ["a.txt", "z.txt"]
     for name in ("a.txt", "z.txt"):
         assert (target / "src" / name).read_bytes() == (src / name).read_bytes()
+
+
+def test_a_big_file_is_cut_as_one_buffer_would_be_and_an_insertion_adds_few_chunks(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None
+) -> None:
+    rng = random.Random(3)
+    data = bytearray(rng.randbytes(40 << 20))  # streamed: several read windows
+    src = tmp_path / "src"
+    src.mkdir()
+    big = src / "big.bin"
+    big.write_bytes(data)
+    chute("put", str(src))
+    repo = open_repo()
+    _, entry = find_entry(repo, repo.read_index(repo.snapshots()[-1]), "src/big.bin")
+    assert entry is not None
+    assert entry["sizes"] == repo.chunker.boundaries(data)
+
+    data[17 << 20 : 17 << 20] = b"inserted in the middle"
+    big.write_bytes(data)
+    second = json.loads(chute("put", "--json", str(src)).out)
+    assert 1 <= second["chunks_new"] <= 3  # the chunk that holds the insertion, maybe its neighbour
+    target = tmp_path / "r"
+    chute("get", "latest", "--target", str(target))
+    assert (target / "src" / "big.bin").read_bytes() == bytes(data)
