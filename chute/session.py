@@ -21,6 +21,7 @@ from chute.graph import History
 from chute.graph_remote import graph_store
 from chute.ids import ChunkId, SnapshotName
 from chute.locking import SHARED, GuardedStore, lock
+from chute.memory import release_free_memory
 from chute.repository import BlobIndex, Repository
 from chute.restore import find_entry
 from chute.store.base import open_store
@@ -101,6 +102,7 @@ def take_snapshot(settings: Settings, repo: Repository, opts: PutOptions) -> Put
         locked = repo.with_store(GuardedStore(repo.store, held))
         result = put(locked, opts)
         held.verify()  # the lease held all along, so no prune ran under this put
+        release_free_memory()  # the backup's buffers, before the graph phase allocates
         with history(settings, locked, sync=False) as graph:
             triples = graph.add_snapshot(locked, result.index, result.listings)
             # Snapshots an interrupted put or a concurrent one committed: read through a
