@@ -145,6 +145,15 @@ def entry_bytes(entry: Entry) -> str:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"))
 
 
+def same_inode(entry: Entry, old: Entry) -> bool:
+    """Tell whether an entry is the same inode as before, its metadata untouched (ctime)."""
+    return (
+        old.get("type") == entry["type"]
+        and old.get("ino") == entry["ino"]
+        and old.get("ctime") == entry["ctime"]
+    )
+
+
 def unchanged(entry: Entry, old: Entry | None) -> bool:
     """Tell whether a file's content can be taken from its previous version unread."""
     return (

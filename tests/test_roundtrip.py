@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import treeutil
+import xattr
 from conftest import Run
 from lifecycleutil import open_repo
 from treeutil import assert_trees_equal, make_every_kind_tree
@@ -74,6 +75,29 @@ def test_changed_file_is_read_and_others_are_not(
     chute("get", "latest", "src/d/a.txt", "--target", str(target))
     assert (target / "src" / "d" / "a.txt").read_text() == "alpha two\n"
     assert not (target / "src" / "b.txt").exists()
+
+
+def test_xattrs_are_kept_for_unchanged_entries_and_a_changed_xattr_is_seen(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None
+) -> None:
+    assert treeutil.XATTRS_SUPPORTED, "this filesystem refuses user xattrs"
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for name in ("kept.txt", "changed.txt"):
+        (src / "d" / name).write_text(name)
+        xattr.setxattr(str(src / "d" / name), "user.chute.note", b"first")
+    xattr.setxattr(str(src / "d"), "user.chute.note", b"a directory's")
+    chute("put", str(src))
+    # Only the ctime moves: that file is read again, xattrs and all; the other one is not.
+    xattr.setxattr(str(src / "d" / "changed.txt"), "user.chute.note", b"second")
+    second = json.loads(chute("put", "--json", str(src)).out)
+    assert second["files_read"] == 1 and second["files_unchanged"] == 1
+    target = tmp_path / "r"
+    chute("get", "latest", "--target", str(target))
+    restored = target / "src" / "d"
+    assert xattr.getxattr(str(restored / "kept.txt"), "user.chute.note") == b"first"
+    assert xattr.getxattr(str(restored / "changed.txt"), "user.chute.note") == b"second"
+    assert xattr.getxattr(str(restored), "user.chute.note") == b"a directory's"
 
 
 def test_repository_holds_no_plaintext(
