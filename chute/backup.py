@@ -119,6 +119,7 @@ class _Dir:
     parent: _Dir | None
     children: list[Entry | _Dir] = field(default_factory=list)
     pending: int = 1
+    old: _Listing | None = None  # the listing of the same directory in the parent snapshot
 
 
 @dataclass(frozen=True)
@@ -206,11 +207,12 @@ class _Walker:
             self.stats.dirs += 1
             node = _Dir(entry, rel, parent)
             self._hold(parent)  # until this directory is listed
-            sub_old = (
-                self._old_children(ChunkId.from_hex(prev["tree"]))
-                if (prev and prev.get("type") == "dir" and "tree" in prev)
-                else {}
-            )
+            sub_old: dict[str, Entry] = {}
+            if prev and prev.get("type") == "dir" and "tree" in prev:
+                old_tree = ChunkId.from_hex(prev["tree"])
+                sub_old = self._old_children(old_tree)
+                if sub_old:
+                    node.old = _Listing(old_tree, sub_old)
             self._walk_dir(path, node, sub_old)
             self._release(node)  # the walk has left it
             return node
@@ -435,8 +437,8 @@ class _Walker:
                 if node.pending:
                     return
             # (An unlistable directory is recorded, empty.)
-            node.entry["tree"] = self._store_listing(node.children).hex
-            node.children = []  # in the listing now: let the entries go
+            node.entry["tree"] = self._store_listing(node.children, node.old).hex
+            node.children, node.old = [], None  # in the listing now: let the entries go
             node = node.parent
 
     def _follow(self, entry: Entry, first: Entry, parent: _Dir | None) -> None:
@@ -459,13 +461,16 @@ class _Walker:
             self._release(link_parent)
         self._release(job.parent)
 
-    def _store_listing(self, children: list[Entry | _Dir]) -> ChunkId:
+    def _store_listing(self, children: list[Entry | _Dir], old: _Listing | None = None) -> ChunkId:
+        """Store a directory's listing; return its id (`old`'s, when nothing in it changed)."""
         entries: list[Entry] = []
         for child in children:
             entry = child.entry if isinstance(child, _Dir) else child
             if entry.get("type") == "file" and entry.get("_error"):
                 continue
             entries.append({k: v for k, v in entry.items() if not k.startswith("_")})
+        if old is not None and old.same(entries):
+            return old.tree  # the same entries in the same order: the same canonical bytes
         data = encode_listing(entries)
         tid = self.repo.hasher.tree_id(data)
         self.listings[tid] = data
@@ -484,6 +489,20 @@ class _Walker:
             self.opts.progress(
                 self.stats.files_read + self.stats.files_unchanged, self.stats.bytes_read
             )
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A directory's listing in the parent snapshot: its id and its entries, in order."""
+
+    tree: ChunkId
+    entries: dict[str, Entry]
+
+    def same(self, entries: list[Entry]) -> bool:
+        """Tell whether `entries` (in walk order, which is listing order) are these."""
+        return len(entries) == len(self.entries) and all(
+            a == b for a, b in zip(entries, self.entries.values(), strict=True)
+        )
 
 
 @dataclass(frozen=True)

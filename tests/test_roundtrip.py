@@ -77,6 +77,31 @@ def test_changed_file_is_read_and_others_are_not(
     assert not (target / "src" / "b.txt").exists()
 
 
+def test_an_unchanged_directory_keeps_its_listing_and_the_whole_tree_restores(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None
+) -> None:
+    src = tmp_path / "src"
+    make_every_kind_tree(src)
+    for d in ("same", "edited"):
+        (src / d / "sub").mkdir(parents=True)
+        for i in range(3):
+            (src / d / "sub" / f"f{i}.txt").write_text(f"{d} {i}\n")
+    chute("put", str(src))
+    (src / "edited" / "sub" / "f1.txt").write_text("edited again\n")
+    second = json.loads(chute("put", "--json", str(src)).out)
+    assert second["files_read"] == 1
+    repo = open_repo()
+    first_index, second_index = (repo.read_index(name) for name in repo.snapshots()[-2:])
+    for path, same in (("src/same", True), ("src/same/sub", True), ("src/edited/sub", False)):
+        before = find_entry(repo, first_index, path)[1]
+        after = find_entry(repo, second_index, path)[1]
+        assert before is not None and after is not None
+        assert (before["tree"] == after["tree"]) is same, path
+    target = tmp_path / "r"
+    chute("get", "latest", "--target", str(target))
+    assert_trees_equal(src, target / "src")
+
+
 def test_xattrs_are_kept_for_unchanged_entries_and_a_changed_xattr_is_seen(
     tmp_path: Path, chute: Callable[..., Run], repo_ready: None
 ) -> None:
