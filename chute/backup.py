@@ -309,19 +309,20 @@ class _Walker:
             self._process_batch(batch)
 
     def _process_batch(self, batch: list[_Job]) -> None:
-        opened: list[int | OSError | None] = [_open_ahead(job.path) for job in batch]
+        opened = [_open_ahead(job.path) for job in batch]
+        taken = 0  # how many of `opened` were handed on (the read closes each)
         try:
-            for i, job in enumerate(batch):
-                fd, opened[i] = opened[i], None  # the read closes it
+            for job, fd in zip(batch, opened, strict=True):
+                taken += 1
                 self._process_one(job.path, job.entry, fd)
                 self._file_done(job)
         finally:
-            for left in opened:  # files a failure left unread
+            for left in opened[taken:]:  # files a failure left unread
                 if isinstance(left, int):
                     os.close(left)
 
-    def _process_one(self, path: bytes, entry: Entry, fd: int | OSError | None) -> None:
-        """Read, hash and store one file (`fd`: opened ahead, the error opening it, or None)."""
+    def _process_one(self, path: bytes, entry: Entry, fd: int | OSError) -> None:
+        """Read, hash and store one file (`fd`: opened ahead, or the error opening it)."""
         try:
             if isinstance(fd, OSError):
                 raise fd
@@ -330,12 +331,10 @@ class _Walker:
             entry["_error"] = True
             self._warn(f"cannot read {os.fsdecode(path)}: {exc.strerror}")
 
-    def _process_file(self, path: bytes, entry: Entry, fd: int | None = None) -> None:
+    def _process_file(self, path: bytes, entry: Entry, fd: int) -> None:
         sha = hashlib.sha256()
         chunks: list[str] = []
         sizes: list[int] = []
-        if fd is None:
-            fd = _open_noatime(path)
         try:
             if entry["size"] <= WHOLE_FILE_LIMIT:  # the size the walk saw (lstat)
                 data = self._read_small(fd, entry["size"])
@@ -500,9 +499,7 @@ class _Listing:
 
     def same(self, entries: list[Entry]) -> bool:
         """Tell whether `entries` (in walk order, which is listing order) are these."""
-        return len(entries) == len(self.entries) and all(
-            a == b for a, b in zip(entries, self.entries.values(), strict=True)
-        )
+        return entries == list(self.entries.values())
 
 
 @dataclass(frozen=True)
