@@ -9,10 +9,15 @@ the rest of the restore goes on; the command then fails with the list.
 doubled the directory operations, which dominate when restoring many small
 files. A restore killed midway can leave its last files incomplete.)
 
-Files are written by a thread pool in batches (decryption and I/O release
-the GIL; a batch per task keeps the per-file overhead low). A batch's chunks
-are read in spans of neighbouring objects (chute.prefetch), and only a few
-batches are queued ahead of the workers, so memory stays flat.
+Files are written by workers in batches (a batch per task keeps the
+per-file overhead low): from a local repository by forked processes
+(`chute.forked`: the per-file system calls and Python of many small files
+kept two threads waiting on each other's GIL; processes restore mixed data
+about a quarter faster), from a remote one by threads (decryption and I/O
+release the GIL; forked copies would share its connections). The tree walk,
+directories and metadata stay in the parent. A batch's chunks are read in
+spans of neighbouring objects (chute.prefetch), and only a few batches are
+queued ahead of the workers, so memory stays flat.
 Sparse files stay sparse: all-zero chunks of a file recorded as sparse are
 skipped with a seek. Metadata is applied last and deepest first: owners
 (when root), modes, xattrs, then times in nanoseconds, so a read-only
@@ -27,22 +32,25 @@ import hashlib
 import os
 import stat
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import xattr
 
+from chute import forked
 from chute.crypto import T_DATA
-from chute.errors import IntegrityError, NotFound, StorageError, TargetExists
+from chute.errors import ChuteError, IntegrityError, NotFound, StorageError, TargetExists
 from chute.ids import ChunkId
 from chute.prefetch import Prefetcher
 from chute.repository import BlobIndex, Repository
 from chute.tree import Entry, decode_listing
 
 # One worker per core: more threads only fight over the GIL (4 workers on
-# 2 cores spent a fifth of the restore's CPU time handing it over).
+# 2 cores spent a fifth of the restore's CPU time handing it over), and a
+# third forked worker on 2 cores was slower too.
 WORKERS = min(8, os.cpu_count() or 2)
 QUEUED = 2 * WORKERS  # batches handed to the pool and not yet done
 BATCH_FILES = 128
@@ -94,6 +102,19 @@ def _relative(index: BlobIndex, subpath: str) -> str:
     return "/".join(p for p in path.split("/") if p and p != ".")
 
 
+@dataclass
+class _Done:
+    """What a worker did with one batch of files."""
+
+    restored: list[str] = field(default_factory=list)  # written and verified, by path
+    bytes: int = 0
+    failed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+Batch = list[tuple[bytes, str, Entry]]
+
+
 class _Restorer:
     def __init__(self, repo: Repository, target: Path, progress: Progress | None) -> None:
         self.repo = repo
@@ -101,21 +122,22 @@ class _Restorer:
         self.progress = progress
         self.stats = RestoreStats()
         self.is_root = os.geteuid() == 0
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="chute-get")
-        self._files: list[Future[list[str]]] = []
+        self._pool: Executor | None = None
+        self._forked = False
+        self._pending: deque[Future[_Done]] = deque()
         self._slots = threading.BoundedSemaphore(QUEUED)
         self._one_small = threading.Lock()
-        self._batch: list[tuple[bytes, str, Entry]] = []
+        self._batch: Batch = []
         self._batch_bytes = 0
         self._links: list[tuple[bytes, str, Entry]] = []
         self._dirs: list[tuple[bytes, Entry]] = []
         self._restored: set[str] = set()
-        self._lock = threading.Lock()
 
     def path_of(self, rel: str) -> bytes:
         return os.path.join(self.target, os.fsencode(rel))
 
     def run(self, base: str, entry: Entry | None, tree: ChunkId) -> RestoreStats:
+        self._pool = self._start_pool()
         try:
             if entry is None:
                 self.listing(base, tree)
@@ -123,15 +145,22 @@ class _Restorer:
                 self.parents(base)
                 self.visit(base, entry)
             self._submit()
-            for future in self._files:
-                self.stats.failed.extend(future.result())
+            self._collect(wait=True)
         finally:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
         for path, rel, entry in self._links:
             self.hardlink(path, rel, entry)
         for path, entry in sorted(self._dirs, key=lambda d: -d[0].count(b"/")):
-            self.apply_meta(path, entry, is_dir=True)
+            self.apply_meta(path, entry, self.stats.warnings)
         return self.stats
+
+    def _start_pool(self) -> Executor:
+        """Forked workers for a local store (no GIL between them); threads otherwise."""
+        if WORKERS > 1 and self.repo.store.forkable and forked.available():
+            self.repo.index()  # loaded once, before the fork: the workers share its pages
+            self._forked = True
+            return forked.pool(WORKERS, self)
+        return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="chute-get")
 
     def parents(self, rel: str) -> None:
         parent = os.path.dirname(rel)
@@ -159,51 +188,73 @@ class _Restorer:
                 self._submit()
         elif kind == "symlink":
             os.symlink(os.fsencode(entry["target"]), path)
-            self.apply_meta(path, entry, is_dir=False)
+            self.apply_meta(path, entry, self.stats.warnings)
             self.stats.other += 1
         elif kind == "fifo":
             os.mkfifo(path, 0o600)
-            self.apply_meta(path, entry, is_dir=False)
+            self.apply_meta(path, entry, self.stats.warnings)
             self.stats.other += 1
         elif kind in ("chr", "blk") and self.is_root:
             devtype = stat.S_IFCHR if kind == "chr" else stat.S_IFBLK
             os.mknod(path, 0o600 | devtype, entry.get("rdev", 0))
-            self.apply_meta(path, entry, is_dir=False)
+            self.apply_meta(path, entry, self.stats.warnings)
             self.stats.other += 1
         else:
             self.stats.warnings.append(f"{rel}: a {kind} cannot be restored here; skipped")
 
     def _submit(self) -> None:
-        if self._batch:
+        if not self._batch:
+            return
+        assert self._pool is not None
+        self._slots.acquire()  # the tree walk waits here rather than run far ahead
+        if self._forked:
+            future = self._pool.submit(_files_in_worker, self._batch)
+        else:
             small = self._batch_bytes < len(self._batch) * SMALL_FILE
-            self._slots.acquire()  # the tree walk waits here rather than run far ahead
             future = self._pool.submit(self.files, self._batch, small)
-            future.add_done_callback(lambda _: self._slots.release())
-            self._files.append(future)
-            self._batch, self._batch_bytes = [], 0
+        future.add_done_callback(lambda _: self._slots.release())
+        self._pending.append(future)
+        self._batch, self._batch_bytes = [], 0
+        self._collect(wait=False)
 
-    def files(self, batch: list[tuple[bytes, str, Entry]], small: bool) -> list[str]:
-        """Restore a batch of files; return the failures as `path: reason`.
+    def _collect(self, wait: bool) -> None:
+        """Count the batches done, in order (all of them if `wait`)."""
+        while self._pending and (wait or self._pending[0].done()):
+            done = self._pending.popleft().result()
+            self._restored.update(done.restored)
+            self.stats.files += len(done.restored)
+            self.stats.bytes += done.bytes
+            self.stats.failed += done.failed
+            self.stats.warnings += done.warnings
+            if self.progress is not None:
+                self.progress(self.stats.files, self.stats.bytes)
+
+    def files(self, batch: Batch, small: bool) -> _Done:
+        """Restore a batch of files on a worker thread.
 
         Batches of `small` files run one at a time: their work is mostly short
         system calls, each of which hands the GIL over, and two such workers
         spent more time handing it back and forth than restoring.
         """
         with self._one_small if small else contextlib.nullcontext():
-            return self._files_of(batch)
+            return self.files_of(batch)
 
-    def _files_of(self, batch: list[tuple[bytes, str, Entry]]) -> list[str]:
+    def files_of(self, batch: Batch) -> _Done:
+        """Restore a batch of files (in a worker); failures are reported, not raised."""
         ids = (ChunkId.from_hex(h) for _, _, entry in batch for h in entry.get("chunks", []))
         fetch = Prefetcher(self.repo, ids).read
-        failed = []
+        done = _Done()
         for path, rel, entry in batch:
             try:
-                self.file(path, rel, entry, fetch)
+                self.file(path, entry, fetch, done.warnings)
             except (IntegrityError, NotFound, StorageError) as exc:
-                failed.append(f"{rel}: {exc}")
-        return failed
+                done.failed.append(f"{rel}: {exc}")
+            else:
+                done.restored.append(rel)
+                done.bytes += entry["size"]
+        return done
 
-    def file(self, path: bytes, rel: str, entry: Entry, fetch: Fetch) -> None:
+    def file(self, path: bytes, entry: Entry, fetch: Fetch, warnings: list[str]) -> None:
         sha = hashlib.sha256()
         sparse = bool(entry.get("sparse"))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -219,18 +270,12 @@ class _Restorer:
                 os.ftruncate(fd, entry["size"])
             if sha.hexdigest() != entry["sha256"]:
                 raise IntegrityError("content does not match its recorded SHA-256")
-            self.apply_meta(fd, entry, is_dir=False)
+            self.apply_meta(fd, entry, warnings)
         except BaseException:
             os.close(fd)
             os.unlink(path)  # never leave an unverified file behind
             raise
         os.close(fd)
-        with self._lock:
-            self._restored.add(rel)
-            self.stats.files += 1
-            self.stats.bytes += entry["size"]
-            if self.progress is not None:
-                self.progress(self.stats.files, self.stats.bytes)
 
     def hardlink(self, path: bytes, rel: str, entry: Entry) -> None:
         first = entry["link"]
@@ -240,14 +285,17 @@ class _Restorer:
             return
         # The first name of this inode is not part of this restore: restore the content.
         try:
-            self.file(path, rel, entry, self._read_data)
+            self.file(path, entry, self._read_data, self.stats.warnings)
         except (IntegrityError, NotFound, StorageError) as exc:
             self.stats.failed.append(f"{rel}: {exc}")
+        else:
+            self.stats.files += 1
+            self.stats.bytes += entry["size"]
 
     def _read_data(self, oid: ChunkId) -> bytes:
         return self.repo.read_object(oid, T_DATA)
 
-    def apply_meta(self, where: bytes | int, entry: Entry, is_dir: bool) -> None:
+    def apply_meta(self, where: bytes | int, entry: Entry, warnings: list[str]) -> None:
         """Set owner (as root), mode, xattrs and times on a path or an open file."""
         link = entry["type"] == "symlink"
         follow = {} if isinstance(where, int) else {"follow_symlinks": False}
@@ -259,14 +307,18 @@ class _Restorer:
                 try:
                     xattr.setxattr(where, name, base64.b64decode(value))
                 except OSError as exc:
-                    self.stats.warnings.append(
-                        f"{entry['name']}: cannot set xattr {name}: {exc.strerror}"
-                    )
+                    warnings.append(f"{entry['name']}: cannot set xattr {name}: {exc.strerror}")
         times = (entry["mtime"], entry["mtime"])
         if isinstance(where, int):
             os.utime(where, ns=times)
         else:
             os.utime(where, ns=times, follow_symlinks=not link)
+
+
+def _files_in_worker(batch: Batch) -> _Done:
+    """Restore a batch in a forked worker, with the restorer it was started from."""
+    restorer: _Restorer = forked.state()
+    return restorer.files_of(batch)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -303,6 +355,10 @@ def restore(
         stats = _Restorer(repo, target, progress).run(rel, entry, index.root)
     except OSError as exc:
         raise StorageError(f"cannot write under {target}: {exc.strerror}") from exc
+    except BrokenExecutor as exc:
+        raise ChuteError(
+            "a restore worker ended abruptly (killed?); the restore is incomplete"
+        ) from exc
     if stats.failed:
         shown = "; ".join(stats.failed[:5])
         more = f" (and {len(stats.failed) - 5} more)" if len(stats.failed) > 5 else ""

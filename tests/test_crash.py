@@ -3,7 +3,8 @@ restores bit-exact.
 
 Most kills come from `killer.py`, just before a chosen filesystem mutation (a random
 point among all of the run's mutations, counted on a copy of the same state first); a
-few come from a timer, to land inside the graph's own writes too.
+few come from a timer, to land inside the graph's own writes too. A restore killed
+midway leaves none of its forked workers running.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from conftest import CHUTE, Run
 from lifecycleutil import (
     KILLER,
     State,
@@ -31,6 +32,7 @@ from lifecycleutil import (
     restore_equals,
     run_killed,
     snapshot_paths,
+    write_random,
 )
 from treeutil import snapshot_tree
 
@@ -166,3 +168,54 @@ def test_forget_killed_at_every_point(
         assert len(snapshot_paths(chute)) == 1
         chute("prune")
         _verify(chute, states, tmp_path)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Tell whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_a_killed_restore_leaves_no_worker_running(
+    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path
+) -> None:
+    init_repo()
+    rng = random.Random(99)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(16):
+        write_random(src / f"f{i}", 2 << 20, rng)
+    chute("put", str(src))
+    proc = subprocess.Popen(
+        [CHUTE, "get", "latest", "--target", str(tmp_path / "r")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while not workers and proc.poll() is None and time.monotonic() < deadline:
+        workers = _children(proc.pid)
+        time.sleep(0.005)
+    assert workers, "the restore ended before its workers were seen"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == KILLED
+    deadline = time.monotonic() + 10
+    while any(_running(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(w) for w in workers)

@@ -42,6 +42,9 @@ class BlobStore(ABC):
     """Named, immutable byte objects."""
 
     location: str
+    # Whether a forked copy of this store may be used beside the original: not when
+    # it holds network connections, which the copies would share (chute.forked).
+    forkable = False
 
     @abstractmethod
     def put(self, name: str, data: bytes | memoryview, replace: bool = False) -> None:

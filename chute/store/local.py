@@ -33,6 +33,8 @@ def _storage_error(exc: OSError, what: str) -> StorageError:
 class LocalStore(BlobStore):
     """Objects as files under one directory."""
 
+    forkable = True  # every read opens its own file
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.location = str(root)
