@@ -451,9 +451,16 @@ class BlobWriter:
     queues the pieces. Full windows are joined once and handed to a writer
     thread, which hashes them and writes them (temp + fsync + link) while
     the workers go on; a bounded queue keeps memory flat.
+
+    Tree listings are held back and enter the stream together, `TREE_RUN`
+    bytes at a time (and the rest at commit): a put stores each listing as
+    soon as its directory is done, and interleaved with the data they put
+    the listings of one snapshot in a third of its windows, all of which the
+    next put (reading its parent's listings) and every restore read whole.
     """
 
     QUEUE_WINDOWS = 2
+    TREE_RUN = 4 << 20
 
     def __init__(self, repo: Repository, name: SnapshotName) -> None:
         self.repo = repo
@@ -468,6 +475,8 @@ class BlobWriter:
         self._window_hashes: list[str] = []
         self._checksum = hashlib.sha256()
         self._records: list[tuple[bytes, int, int, int]] = []
+        self._trees: list[tuple[ChunkId, tuple[bytes, bytes]]] = []
+        self._tree_bytes = 0
         self._lock = threading.Lock()
         self._compressor = threading.local()
         self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(self.QUEUE_WINDOWS)
@@ -494,17 +503,32 @@ class BlobWriter:
         return comp
 
     def append(self, otype: int, oid: ChunkId, envelope: tuple[bytes, bytes]) -> None:
-        """Add a sealed object to the stream, queueing full windows for writing."""
-        size = len(envelope[0]) + len(envelope[1])
+        """Add a sealed object to the stream (a listing: to the next run of them)."""
         with self._lock:
             if self._error is not None:
                 raise self._error
-            self._records.append((oid.raw, self._offset, size, otype))
-            self._offset += size
-            self._pieces.extend(envelope)
-            self._pending += size
-            while self._pending >= self.window:
-                self._cut(self.window)
+            if otype != T_TREE:
+                self._add(otype, oid, envelope)
+                return
+            self._trees.append((oid, envelope))
+            self._tree_bytes += len(envelope[0]) + len(envelope[1])
+            if self._tree_bytes >= self.TREE_RUN:
+                self._add_trees()
+
+    def _add(self, otype: int, oid: ChunkId, envelope: tuple[bytes, bytes]) -> None:
+        """Place an object at the end of the stream; queue the windows it fills."""
+        size = len(envelope[0]) + len(envelope[1])
+        self._records.append((oid.raw, self._offset, size, otype))
+        self._offset += size
+        self._pieces.extend(envelope)
+        self._pending += size
+        while self._pending >= self.window:
+            self._cut(self.window)
+
+    def _add_trees(self) -> None:
+        for oid, envelope in self._trees:
+            self._add(T_TREE, oid, envelope)
+        self._trees, self._tree_bytes = [], 0
 
     def _cut(self, size: int) -> None:
         """Join the first `size` pending bytes into a window and queue it."""
@@ -554,11 +578,12 @@ class BlobWriter:
 
     @property
     def stored_bytes(self) -> int:
-        return self._offset
+        return self._offset + self._tree_bytes
 
     def commit(self, meta: dict[str, Any], parent: SnapshotName | None) -> BlobIndex:
         """Write the last window, then index.json: the blob is complete."""
         with self._lock:
+            self._add_trees()
             if self._pending:
                 self._cut(self._pending)
             self._finish_windows()

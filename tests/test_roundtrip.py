@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -13,9 +14,18 @@ import pytest
 import treeutil
 import xattr
 from conftest import Run
-from lifecycleutil import open_repo
+from lifecycleutil import (
+    SMALL_WINDOW,
+    init_repo,
+    open_repo,
+    restore_equals,
+    snapshot_tree,
+    write_random,
+)
 from treeutil import assert_trees_equal, make_every_kind_tree
 
+from chute.crypto import T_TREE
+from chute.repository import RECORD, BlobWriter
 from chute.restore import find_entry
 
 
@@ -354,3 +364,31 @@ def test_a_big_file_is_cut_as_one_buffer_would_be_and_an_insertion_adds_few_chun
     target = tmp_path / "r"
     chute("get", "latest", "--target", str(target))
     assert (target / "src" / "big.bin").read_bytes() == bytes(data)
+
+
+@pytest.mark.parametrize("run_bytes", [None, 2048])
+def test_listings_lie_together_in_their_blob_and_restore(
+    tmp_path: Path,
+    chute: Callable[..., Run],
+    monkeypatch: pytest.MonkeyPatch,
+    run_bytes: int | None,
+) -> None:
+    """A put's listings enter its stream in runs, not one by one among the data."""
+    if run_bytes is not None:  # several runs, flushed while the put goes on
+        monkeypatch.setattr(BlobWriter, "TREE_RUN", run_bytes)
+    init_repo(window=SMALL_WINDOW)
+    rng = random.Random(5)
+    src = tmp_path / "src"
+    for i in range(40):
+        write_random(src / f"d{i:02}" / f"e{i % 3}" / "data.bin", 40 << 10, rng)
+    state = snapshot_tree(src)
+    chute("put", str(src))
+    repo = open_repo()
+    (name,) = repo.snapshots()
+    records = list(RECORD.iter_unpack(repo.blob_table(name.path)))
+    trees = [i for i, (_, _, _, otype) in enumerate(records) if otype == T_TREE]
+    runs = 1 + sum(1 for a, b in itertools.pairwise(trees) if b != a + 1)
+    tree_bytes = sum(records[i][2] for i in trees)
+    assert len(trees) == 2 + 40 + 40  # the root, src, src/d*, src/d*/e*
+    assert runs == 1 if run_bytes is None else 1 < runs <= 1 + tree_bytes // run_bytes
+    restore_equals(chute, "latest", state, tmp_path / "r")
