@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chute.backup import PutOptions, PutResult, put
 from chute.config import Settings
 from chute.crypto import Secret
 from chute.errors import NotFound, TargetExists, UsageError
-from chute.graph import History
-from chute.graph_remote import graph_store
 from chute.ids import ChunkId, SnapshotName
 from chute.locking import SHARED, GuardedStore, lock
 from chute.memory import release_free_memory
@@ -26,6 +25,9 @@ from chute.repository import BlobIndex, Repository
 from chute.restore import find_entry
 from chute.store.base import open_store
 from chute.tree import Entry, decode_listing
+
+if TYPE_CHECKING:  # the graph (pyoxigraph: ~13 MiB) is loaded by the commands that use it
+    from chute.graph import History
 
 
 def open_repository(settings: Settings, secret: Secret | None = None) -> Repository:
@@ -38,6 +40,9 @@ def open_repository(settings: Settings, secret: Secret | None = None) -> Reposit
 @contextmanager
 def history(settings: Settings, repo: Repository, sync: bool = True) -> Iterator[History]:
     """Open the graph for a repository, synced with its committed snapshots."""
+    from chute.graph import History
+    from chute.graph_remote import graph_store
+
     remote = graph_store(settings, repo.repo_id)  # a SPARQL server, or None: embedded
     graph = History(settings.graph_path(repo.repo_id), settings.base_url, remote)
     try:
