@@ -53,7 +53,9 @@ from chute.tree import (
 
 BATCH_BYTES = 8 << 20
 BATCH_FILES = 256
-STREAM_READ = 8 << 20
+# Big files are read this much at a time into a buffer of twice that (a chunk is at
+# most 4 MiB); small files are read whole into the same buffer, one per worker.
+STREAM_READ = 4 << 20
 MAX_IN_FLIGHT = 4
 # A batch of files this small on average is mostly short system calls, each of which
 # hands the GIL over: two such batches at once spend more on handovers than they gain.
@@ -368,10 +370,7 @@ class _Walker:
     def _read_small(self, fd: int, expected: int) -> memoryview:
         """Read a whole file into this thread's reusable buffer (no fresh pages per file)."""
         want = expected + 1  # one byte more tells us whether the file grew
-        buf: bytearray | None = getattr(self._local, "buf", None)
-        if buf is None or len(buf) < want:
-            buf = self._local.buf = bytearray(max(want, 1 << 20))
-        view = memoryview(buf)
+        view = memoryview(self._buffer(want))
         got = 0
         while got < want:
             count = os.readv(fd, [view[got:want]])
@@ -381,6 +380,13 @@ class _Walker:
         rest = _read_rest(fd)  # it grew while we read: take all of it, as read
         return memoryview(bytes(view[:got]) + rest)
 
+    def _buffer(self, size: int) -> bytearray:
+        """Return this thread's read buffer, grown to at least `size` bytes."""
+        buf: bytearray | None = getattr(self._local, "buf", None)
+        if buf is None or len(buf) < size:
+            buf = self._local.buf = bytearray(max(size, 1 << 20))
+        return buf
+
     def _stream_file(self, fd: int, sha: Any, chunks: list[str], sizes: list[int]) -> int:
         """Read a big file through this thread's window buffer, cutting as it fills.
 
@@ -388,9 +394,7 @@ class _Walker:
         front of the buffer; nothing else is copied, so a worker holds one
         buffer however big the file is.
         """
-        buf: bytearray | None = getattr(self._local, "stream", None)
-        if buf is None:
-            buf = self._local.stream = bytearray(2 * STREAM_READ)
+        buf = self._buffer(2 * STREAM_READ)
         view = memoryview(buf)
         filled = size = 0
         while True:
