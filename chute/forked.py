@@ -43,7 +43,11 @@ def pool(workers: int, state: Any) -> ProcessPoolExecutor:
         initializer=_start,
         initargs=(os.getpid(), state),  # inherited through fork, never pickled
     )
-    executor.submit(int).result()  # fork now, not from the thread of a later submit
+    try:
+        executor.submit(int).result()  # fork now, not from the thread of a later submit
+    except BaseException:
+        executor.shutdown(wait=False, cancel_futures=True)  # the workers that did start
+        raise
     return executor
 
 

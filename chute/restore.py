@@ -158,8 +158,10 @@ class _Restorer:
         """Forked workers for a local store (no GIL between them); threads otherwise."""
         if WORKERS > 1 and self.repo.store.forkable and forked.available():
             self.repo.index()  # loaded once, before the fork: the workers share its pages
-            self._forked = True
-            return forked.pool(WORKERS, self)
+            with contextlib.suppress(OSError):  # cannot fork (memory, process limit): threads
+                pool = forked.pool(WORKERS, self)
+                self._forked = True
+                return pool
         return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="chute-get")
 
     def parents(self, rel: str) -> None:

@@ -219,3 +219,33 @@ def test_a_killed_restore_leaves_no_worker_running(
     while any(_running(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_running(w) for w in workers)
+
+
+def test_a_killed_restore_worker_fails_the_restore_in_one_line(
+    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path
+) -> None:
+    init_repo()
+    rng = random.Random(98)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(64):
+        write_random(src / f"f{i}", 2 << 20, rng)
+    chute("put", str(src))
+    proc = subprocess.Popen(
+        [CHUTE, "get", "latest", "--target", str(tmp_path / "r")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while not workers and proc.poll() is None and time.monotonic() < deadline:
+        workers = _children(proc.pid)
+        time.sleep(0.002)
+    assert workers, "the restore ended before its workers were seen"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines() == [
+        "chute: a restore worker ended abruptly (killed?); the restore is incomplete"
+    ]
