@@ -368,8 +368,15 @@ class _Walker:
         self._report()
 
     def _read_small(self, fd: int, expected: int) -> memoryview:
-        """Read a whole file into this thread's reusable buffer (no fresh pages per file)."""
-        want = expected + 1  # one byte more tells us whether the file grew
+        """Read a whole file into this thread's reusable buffer (no fresh pages per file).
+
+        A read asks for one byte more than the walk saw, which tells whether the
+        file grew. One that comes back short with exactly the expected size has
+        hit the end: no second read to see it return nothing (one system call
+        less per file; a file that grows after the read is caught by the fstat
+        that follows it).
+        """
+        want = expected + 1
         view = memoryview(self._buffer(want))
         got = 0
         while got < want:
@@ -377,6 +384,8 @@ class _Walker:
             if count == 0:
                 return view[:got]
             got += count
+            if got == expected:
+                return view[:got]
         rest = _read_rest(fd)  # it grew while we read: take all of it, as read
         return memoryview(bytes(view[:got]) + rest)
 
