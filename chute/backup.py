@@ -7,11 +7,14 @@ latest of the same mount) takes that entry's hash and chunk list unread.
 Files to read go to two worker threads in batches of several MiB; workers
 read, cut (FastCDC), hash (keyed BLAKE3 ids, SHA-256 of the file), compress
 and encrypt new chunks and append them to the blob. All of those release
-the GIL, so both cores work. A directory's listing is built and stored as
-soon as the walk has left it and every file and subdirectory in it is done
-(an unchanged directory has the same id as before and costs nothing); its
-entries are let go then, so memory follows the files in flight, not the
-size of the tree. Then `index.json` commits the blob and the snapshot's
+the GIL, so both cores work. Batches of small files, whose cost is system
+calls and per-file Python that would hold the GIL, are read, hashed, cut
+and compressed by two forked reader processes (`chute.forked`); the worker
+thread then claims, encrypts and appends what they made. A directory's
+listing is built and stored as soon as the walk has left it and every file
+and subdirectory in it is done (an unchanged directory has the same id as
+before and costs nothing); its entries are let go then, so memory follows
+the files in flight, not the size of the tree. Then `index.json` commits the blob and the snapshot's
 triples go to the graph.
 
 A file that changes while it is read (size, mtime or ctime differ after the
@@ -29,18 +32,20 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chute import __version__
+import zstandard
+
+from chute import __version__, forked
 from chute.chunking import WHOLE_FILE_LIMIT
 from chute.crypto import T_DATA, T_TREE
 from chute.errors import ChuteError, UsageError
 from chute.excludes import ExcludeMatcher
 from chute.ids import ChunkId, SnapshotName, check_label, mount_label, timestamp_now
-from chute.repository import BlobIndex, BlobWriter, Repository
+from chute.repository import BlobIndex, BlobWriter, Repository, pack
 from chute.tree import (
     Entry,
     base_entry,
@@ -68,6 +73,10 @@ SMALL_FILE = 16 << 10
 # file does not flood the page cache). 8 MiB ahead did not help a cold backup; a
 # whole 200 MiB file did; 64 MiB covers the difference.
 READ_AHEAD = 64 << 20
+# Forked processes that read, hash, cut and compress the files of small batches: in
+# threads, their system calls and per-file Python kept the walk and the workers
+# waiting on one another's GIL.
+READERS = 2
 
 Progress = Callable[[int, int], None]
 
@@ -144,6 +153,7 @@ class _Walker:
         self.stats = PutStats()
         self.listings: dict[ChunkId, bytes] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chute-put")
+        self._readers: ProcessPoolExecutor | None = None  # forked, for small files
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._one_small = threading.Lock()
         self._futures: list[Future[None]] = []
@@ -165,13 +175,17 @@ class _Walker:
         old = self._old_children(parent_root)
         top_name = os.fsdecode(name)
         self._strip = len(top_name) + 1
-        top = self._visit(root, top_name, st, top_name, old, None)
-        self._submit_batch()
         try:
+            top = self._visit(root, top_name, st, top_name, old, None)
+            self._submit_batch()
             for future in self._futures:
                 future.result()
+        except BrokenExecutor as exc:
+            raise ChuteError("a reader process ended abruptly (killed?); nothing saved") from exc
         finally:
             self._pool.shutdown(wait=True)
+            if self._readers is not None:
+                self._readers.shutdown(wait=True, cancel_futures=True)
         if isinstance(top, _Dir) and "tree" not in top.entry:
             raise ChuteError(f"internal error: the listing of {top.path} was never stored")
         return self._store_listing([] if top is None else [top])
@@ -302,13 +316,35 @@ class _Walker:
         small = self._batch_bytes < len(self._batch) * SMALL_FILE
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         self._slots.acquire()
-        future = self._pool.submit(self._process_small if small else self._process_batch, batch)
+        if small and self._readers is None and forked.available():
+            with contextlib.suppress(OSError):  # cannot fork: small batches stay in threads
+                self._readers = forked.pool(READERS, _Reader(self.repo))
+        if small and self._readers is not None:
+            work = self._process_forked
+        else:
+            work = self._process_small if small else self._process_batch
+        future = self._pool.submit(work, batch)
         future.add_done_callback(lambda _f: self._slots.release())
         self._futures.append(future)
 
     def _process_small(self, batch: list[_Job]) -> None:
         with self._one_small:
             self._process_batch(batch)
+
+    def _process_forked(self, batch: list[_Job]) -> None:
+        """Have a forked reader read a batch of small files; store what it made of them."""
+        assert self._readers is not None
+        files = [(job.path, job.entry["size"]) for job in batch]
+        reads = self._readers.submit(_read_in_worker, files).result()
+        for job, read in zip(batch, reads, strict=True):
+            if read.error is not None:
+                job.entry["_error"] = True
+                self._warn(f"cannot read {os.fsdecode(job.path)}: {read.error}")
+            else:
+                ids = [self._store_packed(*chunk) for chunk in read.chunks]
+                sizes = [length for _, length, _, _ in read.chunks]
+                self._finish(job.path, job.entry, read.size, read.after, read.sha256, ids, sizes)
+            self._file_done(job)
 
     def _process_batch(self, batch: list[_Job]) -> None:
         opened = [_open_ahead(job.path) for job in batch]
@@ -350,16 +386,26 @@ class _Walker:
             after = os.fstat(fd)
         finally:
             os.close(fd)
+        seen = (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+        self._finish(path, entry, size, seen, sha.hexdigest(), chunks, sizes)
+
+    def _finish(
+        self,
+        path: bytes,
+        entry: Entry,
+        size: int,
+        after: tuple[int, int, int],
+        sha256: str,
+        chunks: list[str],
+        sizes: list[int],
+    ) -> None:
+        """Record a file as read: `after` is its (size, mtime_ns, ctime_ns) once read."""
         # Compared with what the walk saw: a file changed or replaced since is noticed too.
-        if (entry["size"], entry["mtime"], entry["ctime"]) != (
-            after.st_size,
-            after.st_mtime_ns,
-            after.st_ctime_ns,
-        ) or size != entry["size"]:
+        if (entry["size"], entry["mtime"], entry["ctime"]) != after or size != entry["size"]:
             self._warn(f"{os.fsdecode(path)} changed while it was read; saved as read")
             entry["size"] = size
-            entry["mtime"], entry["ctime"] = after.st_mtime_ns, after.st_ctime_ns
-        entry["sha256"] = sha.hexdigest()
+            entry["mtime"], entry["ctime"] = after[1], after[2]
+        entry["sha256"] = sha256
         entry["chunks"] = chunks
         entry["sizes"] = sizes
         with self._lock:
@@ -368,26 +414,8 @@ class _Walker:
         self._report()
 
     def _read_small(self, fd: int, expected: int) -> memoryview:
-        """Read a whole file into this thread's reusable buffer (no fresh pages per file).
-
-        A read asks for one byte more than the walk saw, which tells whether the
-        file grew. One that comes back short with exactly the expected size has
-        hit the end: no second read to see it return nothing (one system call
-        less per file; a file that grows after the read is caught by the fstat
-        that follows it).
-        """
-        want = expected + 1
-        view = memoryview(self._buffer(want))
-        got = 0
-        while got < want:
-            count = os.readv(fd, [view[got:want]])
-            if count == 0:
-                return view[:got]
-            got += count
-            if got == expected:
-                return view[:got]
-        rest = _read_rest(fd)  # it grew while we read: take all of it, as read
-        return memoryview(bytes(view[:got]) + rest)
+        """Read a whole file into this thread's reusable buffer (no fresh pages per file)."""
+        return _read_whole(fd, expected, self._buffer(expected + 1))
 
     def _buffer(self, size: int) -> bytearray:
         """Return this thread's read buffer, grown to at least `size` bytes."""
@@ -423,6 +451,15 @@ class _Walker:
                 filled -= used
             if final:
                 return size
+
+    def _store_packed(self, raw: bytes, length: int, data: bytes | None, flags: int) -> str:
+        """Store a chunk a reader packed (`data` None: it was stored before the put)."""
+        cid = ChunkId(raw)
+        if data is not None and self.index.claim(cid):
+            self.writer.append(T_DATA, cid, self.writer.seal_packed(T_DATA, cid, data, flags))
+            with self._lock:
+                self.stats.chunks_new += 1
+        return cid.hex
 
     def _store_chunk(self, chunk: memoryview) -> str:
         cid = self.repo.hasher.chunk_id(chunk)
@@ -513,6 +550,102 @@ class _Listing:
     def same(self, entries: list[Entry]) -> bool:
         """Tell whether `entries` (in walk order, which is listing order) are these."""
         return entries == list(self.entries.values())
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What a forked reader made of one file: its chunks packed, not yet encrypted."""
+
+    error: str | None  # why it could not be read
+    size: int = 0
+    after: tuple[int, int, int] = (0, 0, 0)  # size, mtime_ns, ctime_ns once read
+    sha256: str = ""
+    # (id, length, packed data or None if stored before the put, flags)
+    chunks: list[tuple[bytes, int, bytes | None, int]] = field(default_factory=list)
+
+
+class _Reader:
+    """Read, hash, cut and compress small files in a forked worker.
+
+    It has what a chunk's id and stored form need (the chunker, the id key,
+    the chunk index as it was when the put began) and nothing that writes:
+    the put's process claims each chunk, encrypts it (the blob's nonces come
+    from one counter) and appends it.
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self.chunker = repo.chunker
+        self.hasher = repo.hasher
+        self.index = repo.index()
+        self._buf = bytearray(1 << 20)
+        self._zstd: zstandard.ZstdCompressor | None = None
+
+    def read(self, files: list[tuple[bytes, int]]) -> list[_Read]:
+        opened = [_open_ahead(path) for path, _ in files]
+        reads: list[_Read] = []
+        try:
+            for (_, expected), fd in zip(files, opened, strict=True):
+                if isinstance(fd, OSError):
+                    reads.append(_Read(fd.strerror or str(fd)))
+                    continue
+                try:
+                    reads.append(self._read_one(fd, expected))
+                except OSError as exc:
+                    reads.append(_Read(exc.strerror or str(exc)))
+                finally:
+                    os.close(fd)
+        finally:
+            for left in opened[len(reads) :]:  # files a failure left unread
+                if isinstance(left, int):
+                    os.close(left)
+        return reads
+
+    def _read_one(self, fd: int, expected: int) -> _Read:
+        if len(self._buf) < expected + 1:
+            self._buf = bytearray(expected + 1)
+        data = _read_whole(fd, expected, self._buf)
+        after = os.fstat(fd)
+        if self._zstd is None:
+            self._zstd = zstandard.ZstdCompressor(level=3)
+        chunks: list[tuple[bytes, int, bytes | None, int]] = []
+        for chunk in self.chunker.cut(data):
+            cid = self.hasher.chunk_id(chunk)
+            if cid in self.index:
+                chunks.append((cid.raw, len(chunk), None, 0))
+            else:
+                packed, flags = pack(self._zstd, chunk)
+                chunks.append((cid.raw, len(chunk), bytes(packed), flags))
+        seen = (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+        return _Read(None, len(data), seen, hashlib.sha256(data).hexdigest(), chunks)
+
+
+def _read_in_worker(files: list[tuple[bytes, int]]) -> list[_Read]:
+    """Read a batch of small files in a forked worker (`chute.forked`)."""
+    reader: _Reader = forked.state()
+    return reader.read(files)
+
+
+def _read_whole(fd: int, expected: int, buf: bytearray) -> memoryview:
+    """Read a whole file into `buf` (at least `expected` + 1 bytes long).
+
+    A read asks for one byte more than the walk saw, which tells whether the
+    file grew. One that comes back short with exactly the expected size has
+    hit the end: no second read to see it return nothing (one system call
+    less per file; a file that grows after the read is caught by the fstat
+    that follows it).
+    """
+    want = expected + 1
+    view = memoryview(buf)
+    got = 0
+    while got < want:
+        count = os.readv(fd, [view[got:want]])
+        if count == 0:
+            return view[:got]
+        got += count
+        if got == expected:
+            return view[:got]
+    rest = _read_rest(fd)  # it grew while we read: take all of it, as read
+    return memoryview(bytes(view[:got]) + rest)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,21 @@
 """Worker processes that start as copies of this one (fork), for work the GIL would serialise.
 
-A restore of many small files is mostly short system calls and a little
-Python per file: two threads spend as long handing the GIL to each other as
-working. Forked workers each have their own interpreter, and inherit what
+Restoring or reading many small files is mostly short system calls and a
+little Python per file: threads spend as long handing the GIL to each other
+as working. Forked workers each have their own interpreter, and inherit what
 the parent already holds (an open repository, its key, its loaded chunk
 index) without pickling it; only the work items and their results cross a
 pipe.
 
-Only for state that is safe to copy: open network connections are not (two
-processes would read one socket), so callers use these for local stores.
+Only for state that is safe to use from a copy: open network connections are
+not (two processes would read one socket), so a restore forks only for a
+local store, and a put's readers never touch the store at all.
 Workers ignore SIGINT (the parent decides when to stop, and waits for the
-batches they are in) and die with the parent (Linux: `PR_SET_PDEATHSIG`).
+batches they are in) and die with the parent: at once through the kernel
+(Linux: `PR_SET_PDEATHSIG`) when the main thread started them, and within
+half a second through a watchdog thread otherwise (the kernel's signal
+follows the thread that forked, which in a server may end before the
+process does).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -34,14 +41,17 @@ def available() -> bool:
 def pool(workers: int, state: Any) -> ProcessPoolExecutor:
     """Start `workers` forked processes now; in each, `state()` returns `state`.
 
-    They fork at once, from the calling thread, so they copy the process as
-    it is (start them before any thread of your own).
+    They fork at once, from the calling thread. Other threads are not copied,
+    and a lock one of them held at that moment stays held in the copy: what
+    a worker runs must need none of them (restoring files and reading them
+    for a put use only their own objects and the C libraries' own state).
     """
     executor = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_start,
-        initargs=(os.getpid(), state),  # inherited through fork, never pickled
+        # Inherited through fork, never pickled.
+        initargs=(os.getpid(), threading.current_thread() is threading.main_thread(), state),
     )
     try:
         executor.submit(int).result()  # fork now, not from the thread of a later submit
@@ -56,20 +66,28 @@ def state() -> Any:
     return _state
 
 
-def _start(parent: int, given: Any) -> None:
+def _start(parent: int, from_main: bool, given: Any) -> None:
     global _state
     _state = given
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with(parent)
+    if not (from_main and _kernel_ends_orphan()):
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before either took effect
+        os._exit(1)
 
 
-def _die_with(parent: int) -> None:
+def _kernel_ends_orphan() -> bool:
+    """Ask the kernel to kill this worker when the thread that forked it ends."""
     try:
         import ctypes
 
         prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        return prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0
     except (OSError, AttributeError):
-        return  # not Linux: nothing asks the kernel to end an orphaned worker
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
+        return False  # not Linux
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)

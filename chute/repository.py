@@ -444,6 +444,16 @@ class Repository:
         return self.read_object(oid, T_TREE)
 
 
+def pack(
+    compressor: zstandard.ZstdCompressor, plain: bytes | memoryview
+) -> tuple[bytes | memoryview, int]:
+    """Return an object's stored form and flags: zstd where it saves enough, else as is."""
+    packed = compressor.compress(plain)
+    if len(packed) < len(plain) * COMPRESS_MIN_GAIN:
+        return packed, F_ZSTD
+    return plain, 0
+
+
 class BlobWriter:
     """Append sealed objects to a new blob's stream; commit with index.json.
 
@@ -488,12 +498,13 @@ class BlobWriter:
         self, otype: int, oid: ChunkId, plain: bytes | memoryview, compress: bool
     ) -> tuple[bytes, bytes]:
         """Compress (where it pays) and encrypt one object; thread-safe."""
-        flags = 0
-        data: bytes | memoryview = plain
-        if compress:
-            packed = self._zstd().compress(plain)
-            if len(packed) < len(plain) * COMPRESS_MIN_GAIN:
-                data, flags = packed, F_ZSTD
+        data, flags = pack(self._zstd(), plain) if compress else (plain, 0)
+        return self.seal_packed(otype, oid, data, flags)
+
+    def seal_packed(
+        self, otype: int, oid: ChunkId, data: bytes | memoryview, flags: int
+    ) -> tuple[bytes, bytes]:
+        """Encrypt one object `pack` has made (compressed elsewhere, as `flags` say)."""
         return self.cipher.seal_parts(otype, oid.raw, data, flags)
 
     def _zstd(self) -> zstandard.ZstdCompressor:

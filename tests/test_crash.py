@@ -34,6 +34,7 @@ from lifecycleutil import (
     snapshot_paths,
     write_random,
 )
+from procutil import all_ended, wait_for_children
 from treeutil import snapshot_tree
 
 pytestmark = pytest.mark.slow
@@ -170,82 +171,69 @@ def test_forget_killed_at_every_point(
         _verify(chute, states, tmp_path)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _running(pid: int) -> bool:
-    """Tell whether a process exists and is not a zombie waiting to be reaped."""
-    try:
-        stat = (Path("/proc") / str(pid) / "stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-def test_a_killed_restore_leaves_no_worker_running(
-    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path
-) -> None:
-    init_repo()
-    rng = random.Random(99)
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(16):
+def _big_files(src: Path, count: int, seed: int) -> None:
+    rng = random.Random(seed)
+    for i in range(count):
         write_random(src / f"f{i}", 2 << 20, rng)
-    chute("put", str(src))
-    proc = subprocess.Popen(
-        [CHUTE, "get", "latest", "--target", str(tmp_path / "r")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+
+
+def _small_files(src: Path, count: int) -> None:
+    for i in range(count):
+        path = src / f"d{i % 50}" / f"f{i}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"small file {i}\n" * (i % 40 + 1))
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [CHUTE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 30
-    workers: list[int] = []
-    while not workers and proc.poll() is None and time.monotonic() < deadline:
-        workers = _children(proc.pid)
-        time.sleep(0.005)
-    assert workers, "the restore ended before its workers were seen"
+
+
+@pytest.mark.parametrize("command", ["get", "put"])
+def test_a_killed_command_leaves_no_worker_running(
+    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path, command: str
+) -> None:
+    """Forked workers (restore's writers, put's readers) end with a killed parent."""
+    init_repo()
+    src = tmp_path / "src"
+    if command == "get":
+        _big_files(src, 16, 99)
+        chute("put", str(src))
+        proc = _start("get", "latest", "--target", str(tmp_path / "r"))
+    else:
+        _small_files(src, 6000)
+        proc = _start("put", str(src))
+    workers = wait_for_children(proc.pid, lambda: proc.poll() is None)
+    assert workers, f"chute {command} ended before its workers were seen"
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == KILLED
-    deadline = time.monotonic() + 10
-    while any(_running(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_running(w) for w in workers)
+    assert all_ended(workers)
+    if command == "put":
+        _verify(chute, {}, tmp_path)  # nothing committed, nothing damaged
 
 
-def test_a_killed_restore_worker_fails_the_restore_in_one_line(
-    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path
+@pytest.mark.parametrize("command", ["get", "put"])
+def test_a_killed_worker_fails_the_command_in_one_line(
+    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path, command: str
 ) -> None:
     init_repo()
-    rng = random.Random(98)
     src = tmp_path / "src"
-    src.mkdir()
-    for i in range(64):
-        write_random(src / f"f{i}", 2 << 20, rng)
-    chute("put", str(src))
-    proc = subprocess.Popen(
-        [CHUTE, "get", "latest", "--target", str(tmp_path / "r")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    workers: list[int] = []
-    while not workers and proc.poll() is None and time.monotonic() < deadline:
-        workers = _children(proc.pid)
-        time.sleep(0.002)
-    assert workers, "the restore ended before its workers were seen"
+    if command == "get":
+        _big_files(src, 64, 98)
+        chute("put", str(src))
+        proc = _start("get", "latest", "--target", str(tmp_path / "r"))
+        message = "a restore worker ended abruptly (killed?); the restore is incomplete"
+    else:
+        _small_files(src, 20000)
+        proc = _start("put", str(src))
+        message = "a reader process ended abruptly (killed?); nothing saved"
+    workers = wait_for_children(proc.pid, lambda: proc.poll() is None)
+    assert workers, f"chute {command} ended before its workers were seen"
     os.kill(workers[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
-    assert err.strip().splitlines() == [
-        "chute: a restore worker ended abruptly (killed?); the restore is incomplete"
-    ]
+    assert err.strip().splitlines() == [f"chute: {message}"]
+    if command == "put":
+        assert snapshot_paths(chute) == []
+        assert check_json(chute)["ok"]
