@@ -171,41 +171,40 @@ def test_forget_killed_at_every_point(
         _verify(chute, states, tmp_path)
 
 
-def _big_files(src: Path, count: int, seed: int) -> None:
-    rng = random.Random(seed)
-    for i in range(count):
-        write_random(src / f"f{i}", 2 << 20, rng)
-
-
-def _small_files(src: Path, count: int) -> None:
-    for i in range(count):
-        path = src / f"d{i % 50}" / f"f{i}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"small file {i}\n" * (i % 40 + 1))
-
-
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [CHUTE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-
-
-@pytest.mark.parametrize("command", ["get", "put"])
-def test_a_killed_command_leaves_no_worker_running(
-    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path, command: str
-) -> None:
-    """Forked workers (restore's writers, put's readers) end with a killed parent."""
+def _with_workers(
+    command: str, tmp_path: Path, chute: Callable[..., Run], files: int
+) -> tuple[subprocess.Popen[str], list[int]]:
+    """Start `chute get` of `files` 2 MiB files, or `chute put` of `files` small ones,
+    as a real process; return it once its forked workers are seen, and them."""
     init_repo()
     src = tmp_path / "src"
+    rng = random.Random(files)
+    for i in range(files):
+        if command == "get":
+            write_random(src / f"f{i}", 2 << 20, rng)
+        else:
+            path = src / f"d{i % 50}" / f"f{i}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"small file {i}\n" * (i % 40 + 1))
     if command == "get":
-        _big_files(src, 16, 99)
         chute("put", str(src))
-        proc = _start("get", "latest", "--target", str(tmp_path / "r"))
+        args = ["get", "latest", "--target", str(tmp_path / "r")]
     else:
-        _small_files(src, 6000)
-        proc = _start("put", str(src))
+        args = ["put", str(src)]
+    proc = subprocess.Popen(
+        [CHUTE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     workers = wait_for_children(proc.pid, lambda: proc.poll() is None)
     assert workers, f"chute {command} ended before its workers were seen"
+    return proc, workers
+
+
+@pytest.mark.parametrize(("command", "files"), [("get", 16), ("put", 6000)])
+def test_a_killed_command_leaves_no_worker_running(
+    tmp_path: Path, chute: Callable[..., Run], command: str, files: int
+) -> None:
+    """Forked workers (restore's writers, put's readers) end with a killed parent."""
+    proc, workers = _with_workers(command, tmp_path, chute, files)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == KILLED
     assert all_ended(workers)
@@ -213,23 +212,17 @@ def test_a_killed_command_leaves_no_worker_running(
         _verify(chute, {}, tmp_path)  # nothing committed, nothing damaged
 
 
-@pytest.mark.parametrize("command", ["get", "put"])
+@pytest.mark.parametrize(
+    ("command", "files", "message"),
+    [
+        ("get", 64, "a restore worker ended abruptly (killed?); the restore is incomplete"),
+        ("put", 20000, "a reader process ended abruptly (killed?); nothing saved"),
+    ],
+)
 def test_a_killed_worker_fails_the_command_in_one_line(
-    tmp_path: Path, chute: Callable[..., Run], isolated_home: Path, command: str
+    tmp_path: Path, chute: Callable[..., Run], command: str, files: int, message: str
 ) -> None:
-    init_repo()
-    src = tmp_path / "src"
-    if command == "get":
-        _big_files(src, 64, 98)
-        chute("put", str(src))
-        proc = _start("get", "latest", "--target", str(tmp_path / "r"))
-        message = "a restore worker ended abruptly (killed?); the restore is incomplete"
-    else:
-        _small_files(src, 20000)
-        proc = _start("put", str(src))
-        message = "a reader process ended abruptly (killed?); nothing saved"
-    workers = wait_for_children(proc.pid, lambda: proc.poll() is None)
-    assert workers, f"chute {command} ended before its workers were seen"
+    proc, workers = _with_workers(command, tmp_path, chute, files)
     os.kill(workers[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
