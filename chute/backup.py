@@ -14,8 +14,8 @@ thread then claims, encrypts and appends what they made. A directory's
 listing is built and stored as soon as the walk has left it and every file
 and subdirectory in it is done (an unchanged directory has the same id as
 before and costs nothing); its entries are let go then, so memory follows
-the files in flight, not the size of the tree. Then `index.json` commits the blob and the snapshot's
-triples go to the graph.
+the files in flight, not the size of the tree. Then `index.json` commits
+the blob and the snapshot's triples go to the graph.
 
 A file that changes while it is read (size, mtime or ctime differ after the
 read) is kept as read and reported; a file that cannot be read is left out
@@ -583,8 +583,10 @@ class _Reader:
     def read(self, files: list[tuple[bytes, int]]) -> list[_Read]:
         opened = [_open_ahead(path) for path, _ in files]
         reads: list[_Read] = []
+        taken = 0  # how many of `opened` were handed on (each is closed once read)
         try:
             for (_, expected), fd in zip(files, opened, strict=True):
+                taken += 1
                 if isinstance(fd, OSError):
                     reads.append(_Read(fd.strerror or str(fd)))
                     continue
@@ -595,7 +597,7 @@ class _Reader:
                 finally:
                     os.close(fd)
         finally:
-            for left in opened[len(reads) :]:  # files a failure left unread
+            for left in opened[taken:]:  # files a failure left unread
                 if isinstance(left, int):
                     os.close(left)
         return reads
