@@ -347,17 +347,11 @@ class _Walker:
             self._file_done(job)
 
     def _process_batch(self, batch: list[_Job]) -> None:
-        opened = [_open_ahead(job.path) for job in batch]
-        taken = 0  # how many of `opened` were handed on (the read closes each)
-        try:
-            for job, fd in zip(batch, opened, strict=True):
-                taken += 1
-                self._process_one(job.path, job.entry, fd)
-                self._file_done(job)
-        finally:
-            for left in opened[taken:]:  # files a failure left unread
-                if isinstance(left, int):
-                    os.close(left)
+        def process(at: int, fd: int | OSError) -> None:
+            self._process_one(batch[at].path, batch[at].entry, fd)
+            self._file_done(batch[at])
+
+        _each_opened([job.path for job in batch], process)
 
     def _process_one(self, path: bytes, entry: Entry, fd: int | OSError) -> None:
         """Read, hash and store one file (`fd`: opened ahead, or the error opening it)."""
@@ -581,25 +575,20 @@ class _Reader:
         self._zstd: zstandard.ZstdCompressor | None = None
 
     def read(self, files: list[tuple[bytes, int]]) -> list[_Read]:
-        opened = [_open_ahead(path) for path, _ in files]
         reads: list[_Read] = []
-        taken = 0  # how many of `opened` were handed on (each is closed once read)
-        try:
-            for (_, expected), fd in zip(files, opened, strict=True):
-                taken += 1
-                if isinstance(fd, OSError):
-                    reads.append(_Read(fd.strerror or str(fd)))
-                    continue
-                try:
-                    reads.append(self._read_one(fd, expected))
-                except OSError as exc:
-                    reads.append(_Read(exc.strerror or str(exc)))
-                finally:
-                    os.close(fd)
-        finally:
-            for left in opened[taken:]:  # files a failure left unread
-                if isinstance(left, int):
-                    os.close(left)
+
+        def read(at: int, fd: int | OSError) -> None:
+            if isinstance(fd, OSError):
+                reads.append(_Read(fd.strerror or str(fd)))
+                return
+            try:
+                reads.append(self._read_one(fd, files[at][1]))
+            except OSError as exc:
+                reads.append(_Read(exc.strerror or str(exc)))
+            finally:
+                os.close(fd)
+
+        _each_opened([path for path, _ in files], read)
         return reads
 
     def _read_one(self, fd: int, expected: int) -> _Read:
@@ -663,6 +652,23 @@ def _copy_content(first: Entry, link: Entry) -> None:
     for key in ("sha256", "chunks", "sizes", "sparse"):
         if key in first:
             link[key] = first[key]
+
+
+def _each_opened(paths: list[bytes], use: Callable[[int, int | OSError], None]) -> None:
+    """Open every file first (its reads start), then hand each to `use(index, fd or error)`.
+
+    `use` closes the files it is handed; the ones a failure left unhanded are closed here.
+    """
+    opened = [_open_ahead(path) for path in paths]
+    taken = 0
+    try:
+        for at, fd in enumerate(opened):
+            taken += 1
+            use(at, fd)
+    finally:
+        for left in opened[taken:]:
+            if isinstance(left, int):
+                os.close(left)
 
 
 def _open_ahead(path: bytes) -> int | OSError:
