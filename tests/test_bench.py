@@ -6,6 +6,7 @@ these tests only check that it produces every row it promises.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+import chute.cli
 from chute.bench import datasets, manifest, mutate
 from chute.bench.report import PHASE_METRICS
 from chute.bench.results import PHASE_TITLES, PHASES
 from chute.bench.runner import count_paths
+from chute.bench.tools import Chute
 
 KiB = 1 << 10
 
@@ -61,6 +64,17 @@ def test_cached_data_sets_are_reused(tmp_path: Path) -> None:
 def test_find_output_is_counted_by_path_component() -> None:
     out = "/a/os.py\n/b/renamed-os.py\nuri,m/os.py\n-rw 12 w/x/os.py\nm/os.py  File\n/os.pyc\n"
     assert count_paths(out, "os.py") == 4
+
+
+def test_the_measured_chute_runs_from_compiled_bytecode() -> None:
+    script = Chute.locate()
+    if script != str(Path(sys.executable).with_name("chute")):
+        pytest.skip("no chute script in the running environment")
+    compiled = Path(importlib.util.cache_from_source(chute.cli.__file__))
+    compiled.unlink(missing_ok=True)
+    assert Chute(script).compile()
+    assert compiled.is_file()
+    assert Chute("/elsewhere/bin/chute").compile()  # another environment's: left alone
 
 
 @pytest.mark.slow
