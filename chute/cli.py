@@ -14,7 +14,14 @@ from typing import Any
 import click
 
 from chute import __version__
-from chute.errors import EXIT_CODES, ChuteError, IncompleteSnapshot, RepositoryExists, UsageError
+from chute.errors import (
+    EXIT_CODES,
+    ChuteError,
+    IncompleteSnapshot,
+    RepositoryExists,
+    StorageError,
+    UsageError,
+)
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
@@ -457,4 +464,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as exc:  # one no command turned into a ChuteError: still one line
+        click.echo(f"chute: {_os_error_text(exc)}", err=True)
+        sys.exit(StorageError.exit_code)
     sys.exit(0)
+
+
+def _os_error_text(exc: OSError) -> str:
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {os.fsdecode(exc.filename)}"
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -58,7 +58,7 @@ from chute.graph_changes import (
     snapshot_quads,
     unshared_nodes,
 )
-from chute.graph_load import LENIENT
+from chute.graph_load import LENIENT, graph_write_error
 from chute.graph_terms import (
     CHUTE,
     DCTERMS,
@@ -149,12 +149,16 @@ class History:
         return self._graph
 
     def close(self) -> None:
-        """Flush and release the store (and its lock)."""
-        self.store.flush()
-        if self._graph is not None:
-            self._graph.close()  # drops oxrdflib's reference to the store
-            self._graph = None
-        del self.store
+        """Flush and release the store (and its lock), even when the flush fails."""
+        try:
+            self.store.flush()
+        except OSError as exc:  # a full disk: what was committed is in the write-ahead log
+            raise graph_write_error(exc) from exc
+        finally:
+            if self._graph is not None:
+                self._graph.close()  # drops oxrdflib's reference to the store
+                self._graph = None
+            del self.store
 
     # --- reading --------------------------------------------------------
 
@@ -324,18 +328,22 @@ class History:
         store, one SPARQL update carries both. The lines are chute's own, so
         they are parsed leniently (`chute.graph_load.LENIENT`).
         """
-        if not deletes and isinstance(self.store, ox.Store):
+        try:
+            if not deletes and isinstance(self.store, ox.Store):
+                if inserts:
+                    data = "\n".join(inserts).encode()
+                    parsed = ox.parse(data, format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT)
+                    self.store.extend(parsed)
+                return
+            parts = []
+            if deletes:
+                parts.append("DELETE DATA {\n" + "\n".join(f"{q} ." for q in deletes) + "\n}")
             if inserts:
-                data = "\n".join(inserts).encode()
-                self.store.extend(ox.parse(data, format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT))
-            return
-        parts = []
-        if deletes:
-            parts.append("DELETE DATA {\n" + "\n".join(f"{q} ." for q in deletes) + "\n}")
-        if inserts:
-            parts.append("INSERT DATA {\n" + "\n".join(inserts) + "\n}")
-        if parts:
-            self.store.update(" ;\n".join(parts))
+                parts.append("INSERT DATA {\n" + "\n".join(inserts) + "\n}")
+            if parts:
+                self.store.update(" ;\n".join(parts))
+        except OSError as exc:  # the embedded store's disk is full, say (a remote one maps its own)
+            raise graph_write_error(exc) from exc
 
 
 def _value(term: Any) -> Any:

@@ -14,6 +14,8 @@ import threading
 
 import pyoxigraph as ox
 
+from chute.errors import StorageError
+
 # Lines per bulk load. Each load is a few MiB of text and about twice that inside
 # Oxigraph while it runs; halving 50k to 25k cut a 50k-file put's peak RSS by ~27 MiB
 # at no measurable cost in time (fewer lines per load means more files to compact).
@@ -56,6 +58,8 @@ class BulkLoader:
             if self._error is None:
                 try:
                     store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT)
+                except OSError as exc:  # a full disk, say: one line, not a traceback
+                    self._error = graph_write_error(exc)
                 except BaseException as exc:  # handed to the writer's thread by close()
                     self._error = exc
 
@@ -68,3 +72,11 @@ class BulkLoader:
         self._store = None
         if self._error is not None:
             raise self._error
+
+
+def graph_write_error(exc: OSError) -> StorageError:
+    """The error of a failed write to the embedded graph, as one line."""
+    reason = " ".join(str(exc).split())  # RocksDB's text, which names the file
+    error = StorageError(f"cannot write the graph: {reason}")
+    error.__cause__ = exc
+    return error

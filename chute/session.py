@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from chute.backup import PutOptions, PutResult, put
 from chute.config import Settings
 from chute.crypto import Secret
-from chute.errors import NotFound, TargetExists, UsageError
+from chute.errors import NotFound, StorageError, TargetExists, UsageError
 from chute.ids import ChunkId, SnapshotName
 from chute.locking import SHARED, GuardedStore, lock
 from chute.memory import release_free_memory
@@ -108,11 +108,17 @@ def take_snapshot(settings: Settings, repo: Repository, opts: PutOptions) -> Put
         result = put(locked, opts)
         held.verify()  # the lease held all along, so no prune ran under this put
         release_free_memory()  # the backup's buffers, before the graph phase allocates
-        with history(settings, locked, sync=False) as graph:
-            triples = graph.add_snapshot(locked, result.index, result.listings)
-            # Snapshots an interrupted put or a concurrent one committed: read through a
-            # fresh view, whose chunk index (loaded only if needed) includes their blobs.
-            graph.sync(locked.with_store(locked.store))
+        try:
+            with history(settings, locked, sync=False) as graph:
+                triples = graph.add_snapshot(locked, result.index, result.listings)
+                # Snapshots an interrupted put or a concurrent one committed: read through a
+                # fresh view, whose chunk index (loaded only if needed) includes their blobs.
+                graph.sync(locked.with_store(locked.store))
+        except StorageError as exc:  # a full disk under the graph, say: the blob is safe
+            raise StorageError(
+                f"{exc.message} (snapshot {result.index.name.path} is stored; the next command"
+                " that opens the graph adds it)"
+            ) from exc
     return PutOutcome(result, result.index.name.uri(settings.base_url), triples)
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import resource
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import Run
+
+import chute.session as chute_session
 
 
 def _one_line(result: Run) -> None:
@@ -115,3 +121,44 @@ def test_real_process_wrong_key(
     proc = chute_proc("ls", "--key-file", str(bad))
     assert proc.returncode == 12
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def _small_files_only() -> None:
+    """In the child: files may grow to 480 KiB, then writes fail (EFBIG, no signal)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (480 << 10, resource.RLIM_INFINITY))
+
+
+def test_a_graph_that_cannot_be_written_fails_the_put_in_one_line(
+    chute_proc: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    # 3,000 files: the blob's window (~0.4 MB) fits under the limit, the graph's
+    # bulk-loaded table files (~0.6 MB each) do not. A full disk fails the same way.
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"f{i}").write_text(f"file {i}\n")
+    assert chute_proc("init", "--generate-key").returncode == 0
+    proc = chute_proc("put", str(src), preexec_fn=_small_files_only)
+    assert proc.returncode == 16, proc.stderr
+    assert proc.stderr.startswith("chute: cannot write the graph: ")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "is stored; the next command that opens the graph adds it" in proc.stderr
+
+    found = chute_proc("find", "--json", "f2999")  # no limit now: the graph catches up
+    assert found.returncode == 0, found.stderr
+    assert [row["path"] for row in json.loads(found.stdout)] == ["src/f2999"]
+    assert chute_proc("check").returncode == 0
+
+
+def test_an_os_error_no_command_expected_is_still_one_line(
+    chute: Callable[..., Run], repo_ready: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(tmp_path / "bad-sector"))
+
+    monkeypatch.setattr(chute_session, "put", failing)
+    result = chute("put", str(tmp_path), ok=False)
+    assert result.code == 16
+    _one_line(result)
+    assert result.err == f"chute: {os.strerror(errno.EIO)}: {tmp_path / 'bad-sector'}\n"

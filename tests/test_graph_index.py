@@ -20,6 +20,7 @@ import pytest
 import chute.graph_load
 from chute.bench.synthetic_history import Params, SyntheticTree, write_snapshot
 from chute.crypto import Secret
+from chute.errors import StorageError
 from chute.graph import History
 from chute.graph_changes import recorded, root_of
 from chute.graph_terms import CONTAINS, ROOT, SINCE, UNTIL, VERSION, A, c, n
@@ -388,6 +389,6 @@ def test_a_failed_load_fails_the_write_and_commits_nothing(
 
     monkeypatch.setattr(chute.graph_load.BulkLoader, "_run", broken_run)
     tree = SyntheticTree(Params(files=80, snapshots=1, seed=5))
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match=r"^cannot write the graph: disk full$"):
         write_snapshot(repo, history, tree, None)
     assert history.snapshot_iris() == set()
