@@ -75,8 +75,7 @@ class BulkLoader:
 
 
 def graph_write_error(exc: OSError) -> StorageError:
-    """The error of a failed write to the embedded graph, as one line."""
-    reason = " ".join(str(exc).split())  # RocksDB's text, which names the file
-    error = StorageError(f"cannot write the graph: {reason}")
-    error.__cause__ = exc
+    """The error of a failed write to the embedded graph (RocksDB's text names the file)."""
+    error = StorageError(f"cannot write the graph: {exc}")
+    error.__cause__ = exc  # also when it is raised later, from the writer's thread
     return error

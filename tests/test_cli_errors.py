@@ -11,9 +11,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pyoxigraph as ox
 import pytest
 from conftest import Run
 
+import chute.graph as chute_graph
 import chute.session as chute_session
 
 
@@ -162,3 +164,30 @@ def test_an_os_error_no_command_expected_is_still_one_line(
     assert result.code == 16
     _one_line(result)
     assert result.err == f"chute: {os.strerror(errno.EIO)}: {tmp_path / 'bad-sector'}\n"
+
+
+def test_a_put_whose_graph_stays_busy_names_the_stored_snapshot(
+    chute: Callable[..., Run],
+    repo_ready: None,
+    isolated_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_text("a\n")
+    chute("put", str(src))
+    (graph_dir,) = (isolated_home / "data" / "chute" / "graph").iterdir()
+    monkeypatch.setattr(chute_graph, "LOCK_WAIT", 0.3)
+    held = ox.Store(str(graph_dir))  # as a long query would hold it
+    try:
+        (src / "b").write_text("b\n")
+        result = chute("put", str(src), ok=False)
+    finally:
+        del held
+    assert result.code == 11
+    _one_line(result)
+    assert "is in use by another process (snapshot example.com/node1/" in result.err
+    assert result.err.endswith(" is stored; the next command that opens the graph adds it)\n")
+    found = json.loads(chute("find", "--json", "b").out)  # the graph catches up
+    assert [row["path"] for row in found] == ["src/b"]
