@@ -38,6 +38,7 @@ import pyoxigraph as ox
 
 from chute.errors import UsageError
 from chute.graph_terms import (
+    ATTRIBUTES,
     CONTAINS,
     HAS_HASH,
     META,
@@ -388,9 +389,11 @@ def unshared_nodes(view: TreeView, store: ox.Store, snapshot: str, root: str) ->
 
 
 def node_quads(store: ox.Store, dead: set[str]) -> list[ox.Quad]:
-    """Return every triple about the given entry versions, their xattrs and unshared hashes."""
+    """Return every triple about the given entry versions, their xattrs, and the hashes
+    and attribute nodes that no other version uses."""
     quads: list[ox.Quad] = []
     hashes: set[str] = set()
+    attributes: dict[str, int] = defaultdict(int)  # node: how many of the dead link to it
     for iri in dead:
         for quad in store.quads_for_pattern(n(iri), None, None):
             quads.append(quad)
@@ -398,11 +401,24 @@ def node_quads(store: ox.Store, dead: set[str]) -> list[ox.Quad]:
                 quads.extend(store.quads_for_pattern(n(value(quad.object)), None, None))
             elif quad.predicate == HAS_HASH:
                 hashes.add(value(quad.object))
+            elif quad.predicate == ATTRIBUTES:
+                attributes[value(quad.object)] += 1
     for h in hashes:
         users = {value(q.subject) for q in store.quads_for_pattern(None, HAS_HASH, n(h))}
         if users <= dead:
             quads.extend(store.quads_for_pattern(n(h), None, None))
+    for node, dying in attributes.items():
+        # Counted, not listed: one attribute node may serve millions of versions.
+        if _users(store, node) <= dying:
+            quads.extend(store.quads_for_pattern(n(node), None, None))
     return quads
+
+
+def _users(store: ox.Store, node: str) -> int:
+    """Return how many versions link to an attribute node."""
+    answer = store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ ?v {ATTRIBUTES} {n(node)} }}")
+    assert isinstance(answer, ox.QuerySolutions)
+    return int(value(next(iter(answer))["n"]))
 
 
 def snapshot_quads(store: ox.Store, snapshot: str) -> list[ox.Quad]:

@@ -62,6 +62,7 @@ UNTIL = c("until")
 XATTR = c("xattr")
 META = c("meta")
 HAS_HASH = n(NFO + "hasHash")
+ATTRIBUTES = c("attributes")
 
 
 def value(term: object) -> str:
@@ -105,6 +106,10 @@ class Iris:
     def sha256(self, digest: str) -> str:
         """`<base>/chute/sha256/<hex>`."""
         return f"{self.base}/chute/sha256/{digest}"
+
+    def attributes(self, digest: str) -> str:
+        """`<base>/chute/attributes/<hex>`: one owner-and-mode node, shared by versions."""
+        return f"{self.base}/chute/attributes/{digest}"
 
     def is_dir(self, iri: str) -> bool:
         """Tell whether an entry IRI names a directory version."""

@@ -26,7 +26,14 @@ import pyoxigraph as ox
 
 from chute import graph_load
 from chute.graph_changes import TreeView
-from chute.graph_lines import contains_head, directory_type, root_lines, text_of, version_lines
+from chute.graph_lines import (
+    Attributes,
+    contains_head,
+    directory_type,
+    root_lines,
+    text_of,
+    version_lines,
+)
 from chute.graph_terms import PROV, RDF, ROOT, SNAPSHOT, A, c, dt, n
 from chute.ids import ChunkId, SnapshotName, parse_timestamp
 from chute.tree import Entry, decode_listing_texts
@@ -94,6 +101,7 @@ class SnapshotWriter:
         self.known = known
         self.previous_root = previous_root
         self.root = ""
+        self.attributes = Attributes(self.iris, source.hasher.name_id)
 
     def add(self, s: ox.NamedNode, p: ox.NamedNode, o: Term) -> None:
         """Add one triple of the snapshot's own (the transaction's) part."""
@@ -207,7 +215,7 @@ class SnapshotWriter:
                 if iri in before or iri in paths or (is_dir and self.known(iri)):
                     continue
                 paths[iri] = child_path
-                version_lines(lines, self.iris, iri, child_path, entry)
+                version_lines(lines, self.iris, self.attributes, iri, child_path, entry)
                 if is_dir:
                     self.commit.append(directory_type(iri))
                     new_dirs.append((iri, child_path, ChunkId.from_hex(entry["tree"])))

@@ -45,6 +45,10 @@ README_HASH = URIRef(
 DISK = URIRef(BASE + "file/82642fd747e7fbc76baf0b1c8f8f2d536f422b5b3cbaab1c71e247850b825be3")
 CAFE = URIRef(BASE + "file/2fb6d98b6dd54ce303c039734fb49c2549eaa3e3268ff1301b368b9501606000")
 HARDLINK = URIRef(BASE + "file/1b198c1b88f939e3a1bf4e1a3fb4185ab5f74ce14b3c4d7afa4a347093316baa")
+# the mode and owners of alice's regular files (rw-r--r--)
+ALICE_FILE = URIRef(
+    BASE + "attributes/d93f7dcbba515016d9eb37b9ba19941e1aaa2f937b16c1ed1bed2c0b01a20ff1"
+)
 
 REUSED_NAMESPACES = (str(NFO), str(NIE), str(PROV), str(DCTERMS), str(RDF), str(RDFS), str(XSD))
 
@@ -282,8 +286,10 @@ MORE_DEFECTS: list[tuple[Mutation, tuple[URIRef, URIRef | None, URIRef]]] = [
         _set(README, NFO.permissions, Literal("-rw-r--r-")),
         (README, NFO.permissions, SH.PatternConstraintComponent),
     ),
-    # a directory other than the virtual root without mode
-    (_drop(DOCS, CHUTE.mode), (DOCS, None, SH.OrConstraintComponent)),
+    # a directory other than the virtual root without its attributes (mode and owners)
+    (_drop(DOCS, CHUTE.attributes), (DOCS, None, SH.OrConstraintComponent)),
+    # an attributes node without its uid
+    (_drop(ALICE_FILE, CHUTE.uid), (ALICE_FILE, CHUTE.uid, SH.MinCountConstraintComponent)),
     # a blank-node child (entries have content-addressed IRIs)
     (
         _add(DOCS, CHUTE.contains, BNode()),
