@@ -130,8 +130,13 @@ class SnapshotWriter:
         return self._bulked
 
     def listing(self, tree: ChunkId) -> list[tuple[Entry, str]]:
-        """Return a listing's entries, each with its canonical text."""
-        data = self.listings.get(tree)
+        """Return a listing's entries, each with its canonical text.
+
+        A listing handed over is dropped once read (the walk's lines and the
+        loads reuse its memory); a tree that appears again, at another path,
+        is read back from the source.
+        """
+        data = self.listings.pop(tree, None)
         if data is None:
             data = self.source.read_tree(tree)
         return decode_listing_texts(data)
