@@ -211,7 +211,8 @@ class History:
     ) -> int:
         """Add one snapshot's triples atomically; return how many were written.
 
-        Listings missing from `listings` are read from `source` (a Repository).
+        Listings missing from `listings` are read from `source` (a Repository);
+        the walk takes each one out of `listings` as it reads it.
         """
         from chute.graph_load import BulkLoader
         from chute.graph_write import SnapshotWriter  # only writers pay for its imports

@@ -389,8 +389,11 @@ def unshared_nodes(view: TreeView, store: ox.Store, snapshot: str, root: str) ->
 
 
 def node_quads(store: ox.Store, dead: set[str]) -> list[ox.Quad]:
-    """Return every triple about the given entry versions, their xattrs, and the hashes
-    and attribute nodes that no other version uses."""
+    """Return every triple about the given entry versions and the nodes only they use.
+
+    Those are their xattrs, and the hashes and attribute nodes no other
+    version links to.
+    """
     quads: list[ox.Quad] = []
     hashes: set[str] = set()
     attributes: dict[str, int] = defaultdict(int)  # node: how many of the dead link to it
