@@ -8,8 +8,11 @@ user would, and compares the whole answer.
 from __future__ import annotations
 
 import base64
+import grp
 import hashlib
 import json
+import os
+import pwd
 from collections.abc import Callable
 from typing import Any
 
@@ -91,7 +94,22 @@ def test_path_log(made: FixtureHistory, ask: Callable[..., list[dict[str, Any]]]
         (s2, s3, None, "File", 12, sha(b"hello world\n")),
     ]
     assert [r["permissions"] for r in rows] == ["-rw-r--r--"] * 2
+    # Owners come through the versions' shared attribute nodes.
+    assert [(r["owner"], r["group"]) for r in rows] == [_own_names()] * 2
     assert [r["sinceTime"] for r in rows] == [made.time(0), made.time(1)]
+
+
+def _own_names() -> tuple[str | None, str | None]:
+    """The user and group names that files this process makes get (None: unresolvable)."""
+    try:
+        user: str | None = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = None
+    try:
+        group: str | None = grp.getgrgid(os.getgid()).gr_name
+    except KeyError:
+        group = None
+    return user, group
 
 
 @answers("versions-of-path.rq")
