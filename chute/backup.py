@@ -9,8 +9,9 @@ read, cut (FastCDC), hash (keyed BLAKE3 ids, SHA-256 of the file), compress
 and encrypt new chunks and append them to the blob. All of those release
 the GIL, so both cores work. Batches of small files, whose cost is system
 calls and per-file Python that would hold the GIL, are read, hashed, cut
-and compressed by two forked reader processes (`chute.forked`); the worker
-thread then claims, encrypts and appends what they made. A directory's
+compressed and encrypted by two forked reader processes (`chute.forked`,
+each sealing with a nonce stream of its own); the worker thread then claims
+and appends what they made. A directory's
 listing is built and stored as soon as the walk has left it and every file
 and subdirectory in it is done (an unchanged directory has the same id as
 before and costs nothing); its entries are let go then, so memory follows
@@ -41,7 +42,7 @@ import zstandard
 
 from chute import __version__, forked
 from chute.chunking import WHOLE_FILE_LIMIT
-from chute.crypto import T_DATA, T_TREE
+from chute.crypto import T_DATA, T_TREE, BlobCipher
 from chute.errors import ChuteError, UsageError
 from chute.excludes import ExcludeMatcher
 from chute.ids import ChunkId, SnapshotName, check_label, mount_label, timestamp_now
@@ -318,7 +319,7 @@ class _Walker:
         self._slots.acquire()
         if small and self._readers is None and forked.available():
             with contextlib.suppress(OSError):  # cannot fork: small batches stay in threads
-                self._readers = forked.pool(READERS, _Reader(self.repo))
+                self._readers = forked.pool(READERS, _Reader(self.repo, self.writer.salt))
         if small and self._readers is not None:
             work = self._process_forked
         else:
@@ -341,8 +342,8 @@ class _Walker:
                 job.entry["_error"] = True
                 self._warn(f"cannot read {os.fsdecode(job.path)}: {read.error}")
             else:
-                ids = [self._store_packed(*chunk) for chunk in read.chunks]
-                sizes = [length for _, length, _, _ in read.chunks]
+                ids = [self._store_sealed(*chunk) for chunk in read.chunks]
+                sizes = [length for _, length, _ in read.chunks]
                 self._finish(job.path, job.entry, read.size, read.after, read.sha256, ids, sizes)
             self._file_done(job)
 
@@ -446,11 +447,11 @@ class _Walker:
             if final:
                 return size
 
-    def _store_packed(self, raw: bytes, length: int, data: bytes | None, flags: int) -> str:
-        """Store a chunk a reader packed (`data` None: it was stored before the put)."""
+    def _store_sealed(self, raw: bytes, length: int, envelope: tuple[bytes, bytes] | None) -> str:
+        """Store a chunk a reader sealed (`envelope` None: it was stored before the put)."""
         cid = ChunkId(raw)
-        if data is not None and self.index.claim(cid):
-            self.writer.append(T_DATA, cid, self.writer.seal_packed(T_DATA, cid, data, flags))
+        if envelope is not None and self.index.claim(cid):
+            self.writer.append(T_DATA, cid, envelope)
             with self._lock:
                 self.stats.chunks_new += 1
         return cid.hex
@@ -548,31 +549,37 @@ class _Listing:
 
 @dataclass(frozen=True)
 class _Read:
-    """What a forked reader made of one file: its chunks packed, not yet encrypted."""
+    """What a forked reader made of one file: its chunks, sealed if new."""
 
     error: str | None  # why it could not be read
     size: int = 0
     after: tuple[int, int, int] = (0, 0, 0)  # size, mtime_ns, ctime_ns once read
     sha256: str = ""
-    # (id, length, packed data or None if stored before the put, flags)
-    chunks: list[tuple[bytes, int, bytes | None, int]] = field(default_factory=list)
+    # (id, length, envelope (header, ciphertext) or None if stored before the put)
+    chunks: list[tuple[bytes, int, tuple[bytes, bytes] | None]] = field(default_factory=list)
 
 
 class _Reader:
-    """Read, hash, cut and compress small files in a forked worker.
+    """Read, hash, cut, compress and encrypt small files in a forked worker.
 
     It has what a chunk's id and stored form need (the chunker, the id key,
-    the chunk index as it was when the put began) and nothing that writes:
-    the put's process claims each chunk, encrypts it (the blob's nonces come
-    from one counter) and appends it.
+    the chunk index as it was when the put began, the key and salt of the
+    put's blob) and nothing that writes: the put's process claims each chunk
+    and appends it. A chunk two files share is sealed by both readers that
+    meet it and appended once. Each reader seals with the nonce stream of its
+    worker number (the put's process has stream 0), so no nonce of the blob
+    is used twice.
     """
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, salt: bytes) -> None:
         self.chunker = repo.chunker
         self.hasher = repo.hasher
         self.index = repo.index()
+        self._key = repo.key
+        self._salt = salt
         self._buf = bytearray(1 << 20)
         self._zstd: zstandard.ZstdCompressor | None = None
+        self._cipher: BlobCipher | None = None
 
     def read(self, files: list[tuple[bytes, int]]) -> list[_Read]:
         reads: list[_Read] = []
@@ -596,16 +603,21 @@ class _Reader:
             self._buf = bytearray(expected + 1)
         data = _read_whole(fd, expected, self._buf)
         after = os.fstat(fd)
-        if self._zstd is None:
+        if self._zstd is None or self._cipher is None:
             self._zstd = zstandard.ZstdCompressor(level=3)
-        chunks: list[tuple[bytes, int, bytes | None, int]] = []
+            number = forked.number()
+            if number == 0:
+                raise ChuteError("internal error: a reader runs outside its worker process")
+            self._cipher = self._key.blob_cipher(self._salt, stream=number)
+        chunks: list[tuple[bytes, int, tuple[bytes, bytes] | None]] = []
         for chunk in self.chunker.cut(data):
             cid = self.hasher.chunk_id(chunk)
             if cid in self.index:
-                chunks.append((cid.raw, len(chunk), None, 0))
+                chunks.append((cid.raw, len(chunk), None))
             else:
                 packed, flags = pack(self._zstd, chunk)
-                chunks.append((cid.raw, len(chunk), bytes(packed), flags))
+                sealed = self._cipher.seal_parts(T_DATA, cid.raw, packed, flags)
+                chunks.append((cid.raw, len(chunk), sealed))
         seen = (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
         return _Read(None, len(data), seen, hashlib.sha256(data).hexdigest(), chunks)
 

@@ -22,7 +22,11 @@ Envelope (every encrypted object):
 
 Nonces never repeat under one key: each blob gets a subkey
 `HKDF(enc, salt=<random 192-bit salt>)` (the extended-nonce construction)
-and each object in the blob a counter nonce. The header and the object's id
+and each object in the blob a counter nonce: a 32-bit stream number, then a
+64-bit counter. Each process that seals objects of one blob has a stream of
+its own (the put's process 0, its forked readers 1, 2, ...), so no two ever
+count through the same nonces; the blob's sealed index has the fixed nonce
+of stream 0x01000000, which no counter reaches. The header and the object's id
 are the associated data, so a flipped header bit, a swapped chunk or an
 object presented under another id fails to open.
 """
@@ -105,9 +109,9 @@ class MasterKey:
         """Return the keyed id function for this key."""
         return IdHasher(self.id_key)
 
-    def blob_cipher(self, salt: bytes) -> BlobCipher:
-        """Return the cipher of the blob whose public salt is `salt`."""
-        return BlobCipher(self.enc_key, salt)
+    def blob_cipher(self, salt: bytes, stream: int = 0) -> BlobCipher:
+        """Return the cipher of the blob whose public salt is `salt`, sealing in `stream`."""
+        return BlobCipher(self.enc_key, salt, stream)
 
 
 class IdHasher:
@@ -132,16 +136,28 @@ class IdHasher:
         return blake3.blake3(b"chute-iri\0" + text + b"\0", key=self._key).hexdigest()
 
 
+NONCE = struct.Struct(">IQ")  # stream, counter
+INDEX_STREAM = 0x01000000  # above every sealing stream
+
+
 class BlobCipher:
-    """Seal and open the objects of one blob under its own subkey."""
+    """Seal and open the objects of one blob under its own subkey.
 
-    INDEX_NONCE = b"\x01" + bytes(11)
+    Objects are sealed with the counter nonces of one `stream`: two ciphers
+    of the same blob sealing at once (in two processes) must have different
+    streams, and every stream is below `INDEX_STREAM`.
+    """
 
-    def __init__(self, enc_key: bytes, salt: bytes) -> None:
+    INDEX_NONCE = NONCE.pack(INDEX_STREAM, 0)
+
+    def __init__(self, enc_key: bytes, salt: bytes, stream: int = 0) -> None:
         if len(salt) != SALT_SIZE:
             raise IntegrityError("blob salt has the wrong size")
+        if not 0 <= stream < INDEX_STREAM:
+            raise ValueError(f"nonce stream {stream} is out of range")
         self.salt = salt
         self._aead = ChaCha20Poly1305(_hkdf(enc_key, b"chute v1 blob", salt=salt))
+        self._stream = stream
         self._counter = itertools.count()
 
     def seal(self, otype: int, oid: bytes, plaintext: bytes | memoryview, flags: int = 0) -> bytes:
@@ -152,7 +168,7 @@ class BlobCipher:
         self, otype: int, oid: bytes, plaintext: bytes | memoryview, flags: int = 0
     ) -> tuple[bytes, bytes]:
         """Encrypt one object; return its header and ciphertext without joining them."""
-        nonce = struct.pack(">IQ", 0, next(self._counter))
+        nonce = NONCE.pack(self._stream, next(self._counter))
         header = HEADER.pack(MAGIC, VERSION, otype, flags, nonce)
         return header, self._aead.encrypt(nonce, plaintext, header + oid)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _state: Any = None  # in a worker: what the parent handed to `pool`
+_number = 0  # in a worker: its number in its pool (1, 2, ...); 0 in a process no pool started
 
 
 def available() -> bool:
@@ -46,12 +47,19 @@ def pool(workers: int, state: Any) -> ProcessPoolExecutor:
     a worker runs must need none of them (restoring files and reading them
     for a put use only their own objects and the C libraries' own state).
     """
+    context = multiprocessing.get_context("fork")
+    started = context.Value("i", 0)  # shared memory: numbers the workers as they start
     executor = ProcessPoolExecutor(
         workers,
-        mp_context=multiprocessing.get_context("fork"),
+        mp_context=context,
         initializer=_start,
         # Inherited through fork, never pickled.
-        initargs=(os.getpid(), threading.current_thread() is threading.main_thread(), state),
+        initargs=(
+            os.getpid(),
+            threading.current_thread() is threading.main_thread(),
+            state,
+            started,
+        ),
     )
     try:
         executor.submit(int).result()  # fork now, not from the thread of a later submit
@@ -66,9 +74,22 @@ def state() -> Any:
     return _state
 
 
-def _start(parent: int, from_main: bool, given: Any) -> None:
-    global _state
+def number() -> int:
+    """Return this worker's number: 1, 2, ...; no two workers of one pool share one.
+
+    Also a worker started in place of one that ended gets a new number, so
+    what a worker makes under its number (a put's reader: nonces) never
+    meets another's. The parent, which started no pool as a worker, is 0.
+    """
+    return _number
+
+
+def _start(parent: int, from_main: bool, given: Any, started: Any) -> None:
+    global _state, _number
     _state = given
+    with started.get_lock():
+        started.value += 1
+        _number = started.value
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not (from_main and _kernel_ends_orphan()):
         threading.Thread(target=_watch, args=(parent,), daemon=True).start()

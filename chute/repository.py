@@ -500,12 +500,6 @@ class BlobWriter:
     ) -> tuple[bytes, bytes]:
         """Compress (where it pays) and encrypt one object; thread-safe."""
         data, flags = pack(self._zstd(), plain) if compress else (plain, 0)
-        return self.seal_packed(otype, oid, data, flags)
-
-    def seal_packed(
-        self, otype: int, oid: ChunkId, data: bytes | memoryview, flags: int
-    ) -> tuple[bytes, bytes]:
-        """Encrypt one object `pack` has made (compressed elsewhere, as `flags` say)."""
         return self.cipher.seal_parts(otype, oid.raw, data, flags)
 
     def _zstd(self) -> zstandard.ZstdCompressor:

@@ -18,6 +18,7 @@ from chute.crypto import (
     F_ZSTD,
     FAST_KDF_ENV,
     HEADER_SIZE,
+    INDEX_STREAM,
     OVERHEAD,
     T_DATA,
     T_INDEX,
@@ -247,6 +248,20 @@ def test_nonces_never_repeat_within_a_blob() -> None:
     assert len({envelope[HEADER_SIZE:] for envelope in envelopes}) == 1000
     index_nonce = box.seal_index(b"index", BLOB_NAME)[7:19]
     assert index_nonce not in nonces
+
+
+def test_streams_of_one_blob_never_share_a_nonce() -> None:
+    key = MasterKey(bytes(range(64)))
+    salt = bytes(24)
+    boxes = [key.blob_cipher(salt, stream) for stream in (0, 1, 2, INDEX_STREAM - 1)]
+    nonces = [box.seal(T_DATA, OID, b"x")[7:19] for box in boxes for _ in range(100)]
+    assert len(set(nonces)) == len(nonces)
+    assert boxes[0].INDEX_NONCE not in nonces
+    # Any cipher of the blob opens what another stream sealed: the nonce is in the header.
+    assert boxes[0].open(boxes[2].seal(T_DATA, OID, b"mine"), T_DATA, OID) == (b"mine", 0)
+    for stream in (-1, INDEX_STREAM):
+        with pytest.raises(ValueError):
+            key.blob_cipher(salt, stream)
 
 
 # --- round trips ------------------------------------------------------------

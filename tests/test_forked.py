@@ -48,6 +48,24 @@ def test_workers_start_with_the_state_and_ignore_sigint() -> None:
         pool.shutdown()
 
 
+def _number() -> tuple[int, int]:
+    time.sleep(0.05)  # long enough that both workers take tasks
+    return os.getpid(), forked.number()
+
+
+def test_each_worker_of_a_pool_has_a_number_of_its_own() -> None:
+    assert forked.number() == 0  # the parent
+    for _ in range(2):  # a second pool numbers its workers afresh
+        pool = forked.pool(2, None)
+        try:
+            seen = dict(f.result() for f in [pool.submit(_number) for _ in range(12)])
+        finally:
+            pool.shutdown()
+        assert len(seen) == 2
+        assert sorted(seen.values()) == [1, 2]
+    assert forked.number() == 0
+
+
 def test_workers_started_off_the_main_thread_end_with_a_killed_parent() -> None:
     proc = subprocess.Popen([sys.executable, "-c", ORPHANING], stdout=subprocess.PIPE, text=True)
     try:

@@ -24,7 +24,7 @@ from lifecycleutil import (
 )
 from treeutil import assert_trees_equal, make_every_kind_tree
 
-from chute.crypto import T_TREE
+from chute.crypto import HEADER, INDEX_STREAM, NONCE, T_DATA, T_TREE
 from chute.repository import RECORD, BlobWriter
 from chute.restore import find_entry
 
@@ -391,4 +391,31 @@ def test_listings_lie_together_in_their_blob_and_restore(
     tree_bytes = sum(records[i][2] for i in trees)
     assert len(trees) == 2 + 40 + 40  # the root, src, src/d*, src/d*/e*
     assert runs == 1 if run_bytes is None else 1 < runs <= 1 + tree_bytes // run_bytes
+    restore_equals(chute, "latest", state, tmp_path / "r")
+
+
+def test_a_puts_readers_seal_with_nonces_of_their_own(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None
+) -> None:
+    """Small files are sealed in forked readers: each counts in its own nonce stream."""
+    rng = random.Random(11)
+    src = tmp_path / "src"
+    for i in range(600):  # small files: the put hands them to its readers in batches
+        write_random(src / f"d{i % 12:02}" / f"f{i}.bin", rng.randrange(100, 8 << 10), rng)
+    state = snapshot_tree(src)
+    chute("put", str(src))
+    repo = open_repo()
+    (name,) = repo.snapshots()
+    window = repo.window_of(name.path)
+    nonces: dict[int, list[bytes]] = {T_DATA: [], T_TREE: []}
+    for _, offset, _, otype in RECORD.iter_unpack(repo.blob_table(name.path)):
+        header = repo.read_stream(name.path, offset, HEADER.size, window)
+        nonces[otype].append(HEADER.unpack(header)[4])
+    every = nonces[T_DATA] + nonces[T_TREE]
+    assert len(nonces[T_DATA]) >= 600
+    assert len(set(every)) == len(every)  # no nonce of the blob is used twice
+    data_streams = {NONCE.unpack(nonce)[0] for nonce in nonces[T_DATA]}
+    assert data_streams and 0 not in data_streams  # every small file went through a reader
+    assert data_streams <= {1, 2, 3, 4} and max(data_streams) < INDEX_STREAM
+    assert {NONCE.unpack(nonce)[0] for nonce in nonces[T_TREE]} == {0}  # the put's own
     restore_equals(chute, "latest", state, tmp_path / "r")
