@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -22,8 +23,17 @@ from chute.errors import (
     StorageError,
     UsageError,
 )
+from chute.locking import DEFAULT_WAIT
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+LOCK_WAIT = click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_WAIT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for a conflicting lock.",
+)
 
 
 class Ctx:
@@ -257,17 +267,40 @@ def _own_dirs(settings: Any, repo: Any) -> frozenset[tuple[int, int]]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--from", "source", metavar="PEER", help="Read from the repository a peer holds.")
+@LOCK_WAIT
+@click.option(
+    "--no-lock",
+    is_flag=True,
+    help="Take no lock (a read-only repository); a prune running meanwhile can fail the restore.",
+)
 @common
-def get(c: Ctx, snapshot: str, path: str, target: str, as_json: bool, source: str | None) -> None:
-    """Restore a snapshot, or one PATH of it, into TARGET (verified)."""
+def get(
+    c: Ctx,
+    snapshot: str,
+    path: str,
+    target: str,
+    as_json: bool,
+    source: str | None,
+    lock_wait: float,
+    no_lock: bool,
+) -> None:
+    """Restore a snapshot, or one PATH of it, into TARGET (verified).
+
+    It holds a shared lock on the repository it reads, so a prune (which
+    deletes and moves windows) waits until the restore is done.
+    """
+    from chute.locking import read_lock
     from chute.peers import open_peer_repository
     from chute.restore import restore
     from chute.session import read_snapshot
 
     repo = open_peer_repository(c.settings, source) if source else c.repo()
-    index = read_snapshot(repo, snapshot)
-    with _progress(not as_json, "get") as progress:
-        stats = restore(repo, index, Path(target), path, progress)
+    with contextlib.ExitStack() as stack:
+        if not no_lock:
+            stack.enter_context(read_lock(repo.store, "get", lock_wait))
+        index = read_snapshot(repo, snapshot)
+        with _progress(not as_json, "get") as progress:
+            stats = restore(repo, index, Path(target), path, progress)
     for warning in stats.warnings:
         click.echo(f"warning: {warning}", err=True)
     summary = {

@@ -10,8 +10,8 @@ which turns every prune into two runs separated by a grace period. Leases
 are simpler to reason about, need only what every store offers (write,
 list, read, delete) and, because they expire, never need a manual unlock.
 
-* `put`, `forget` and `check` take a *shared* lock, `prune` an *exclusive*
-  one. Shared locks coexist; an exclusive lock excludes every other lock.
+* `put`, `forget`, `check`, `get`, `push` and `pull` take a *shared* lock,
+  `prune` an *exclusive* one. Shared locks coexist; an exclusive lock excludes every other lock.
 * Acquiring: write `locks/<random>`, then list `locks/`. If a live lock
   conflicts, delete ours, wait a random moment and retry (until `wait`
   seconds have passed: then `Locked`, exit code 11). Two acquirers that
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chute.errors import ChuteError, Locked, NotFound
+from chute.errors import ChuteError, Forbidden, Locked, NotFound, StorageError
 from chute.store.base import BlobStore
 
 SHARED = "shared"
@@ -323,3 +323,18 @@ class GuardedStore(BlobStore):
 def lock(store: BlobStore, kind: str, op: str, wait: float = DEFAULT_WAIT) -> Lock:
     """Acquire a lock on the repository in `store` (use it as a context manager)."""
     return Lock(store, kind, op).acquire(wait)
+
+
+def read_lock(store: BlobStore, op: str, wait: float = DEFAULT_WAIT) -> Lock:
+    """Take the shared lock of a command that only reads, so no prune runs under it.
+
+    A repository it cannot write to (read-only media, a token without
+    `write`) fails with a one-line error that names `--no-lock`.
+    """
+    try:
+        return lock(store, SHARED, op, wait)
+    except (StorageError, Forbidden) as exc:
+        raise type(exc)(
+            f"cannot take a shared lock for {op}: {exc.message}"
+            " (for a read-only repository, give --no-lock)"
+        ) from exc

@@ -72,6 +72,25 @@ def test_check_without_a_lock_runs_beside_prune(chute: Callable[..., Run]) -> No
         assert check_json(chute, "--no-lock")["ok"]
 
 
+def test_get_waits_for_a_running_prune_or_runs_beside_it_without_a_lock(
+    tmp_path: Path, chute: Callable[..., Run]
+) -> None:
+    init_repo()
+    src = tmp_path / "src"
+    make_tree(src, random.Random(3))
+    chute("put", str(src))
+    target = tmp_path / "r"
+    with lock(LocalStore(repo_dir()), EXCLUSIVE, "prune", wait=0):
+        refused = chute("get", "latest", "--target", str(target), "--lock-wait", "0", ok=False)
+        assert refused.code == 11 and "prune" in refused.err
+        assert not target.exists()  # refused before anything was written
+        chute("get", "latest", "--target", str(target), "--no-lock")
+    assert snapshot_tree(target / "src") == snapshot_tree(src)
+    with lock(LocalStore(repo_dir()), SHARED, "get", wait=0):  # readers coexist
+        restore_equals(chute, "latest", snapshot_tree(src), tmp_path / "again")
+    assert not list((repo_dir() / "locks").iterdir())  # the gets let go of theirs
+
+
 def test_put_waits_for_a_running_prune_then_succeeds(
     tmp_path: Path, chute: Callable[..., Run]
 ) -> None:

@@ -70,6 +70,31 @@ def test_push_then_restore_on_a_fresh_machine(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_restore_from_a_peer_locks_its_repository_unless_told_not_to(tmp_path: Path) -> None:
+    a = small_window_node(tmp_path / "a", "nodea")
+    b = make_node(tmp_path / "b", "nodeb", init=False)
+    writer = b.add_token("peer-a", "write")
+    reader = b.add_token("reader", "read")  # may read blobs, not write a lock
+    tree = tmp_path / "tree"
+    random_tree(tree, seed=4, files=4)
+    a.run("put", str(tree))
+    with b.serve("--blobs-only") as base:
+        add_peer(a, "b", base, writer)
+        transfer(a, "push", "b")
+        a.run("get", "latest", "--from", "b", "--target", str(tmp_path / "r1"))
+        assert_trees_equal(tree, tmp_path / "r1" / tree.name)
+        assert not list(held(b, DOMAIN, "nodea").glob("locks/*"))  # taken, then let go
+        add_peer(a, "ro", base, reader)
+        target = tmp_path / "r2"
+        refused = a.run("get", "latest", "--from", "ro", "--target", str(target), check=False)
+        assert refused.returncode == 12 and len(refused.stderr.strip().splitlines()) == 1
+        assert "cannot take a shared lock for get" in refused.stderr
+        assert "--no-lock" in refused.stderr and not target.exists()
+        a.run("get", "latest", "--from", "ro", "--no-lock", "--target", str(target))
+        assert_trees_equal(tree, target / tree.name)
+
+
+@pytest.mark.slow
 def test_forgotten_pruned_and_packed_data_travels(tmp_path: Path) -> None:
     a = small_window_node(tmp_path / "a", "nodea")
     b = make_node(tmp_path / "b", "nodeb", init=False)

@@ -15,19 +15,11 @@ from typing import Any
 
 import click
 
-from chute.cli import EPILOG, Ctx, cli, common
+from chute.cli import EPILOG, LOCK_WAIT, Ctx, cli, common
 from chute.errors import IntegrityError, UsageError
-from chute.locking import DEFAULT_WAIT, EXCLUSIVE, SHARED, GuardedStore, lock
+from chute.locking import EXCLUSIVE, SHARED, GuardedStore, lock, read_lock
 from chute.output import human_size
 
-_LOCK_WAIT = click.option(
-    "--lock-wait",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_WAIT,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for a conflicting lock.",
-)
 _MAX_UNUSED = click.option(
     "--max-unused",
     default="5%",
@@ -63,7 +55,7 @@ def _count(name: str, what: str) -> Any:
 @click.option("--dry-run", "-n", is_flag=True, help="Only list what would be forgotten.")
 @click.option("--prune", "then_prune", is_flag=True, help="Run prune afterwards.")
 @_MAX_UNUSED
-@_LOCK_WAIT
+@LOCK_WAIT
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @common
 def forget(
@@ -168,7 +160,7 @@ def _print_plan(plan: Any, dry_run: bool) -> None:
 @cli.command(epilog=EPILOG)
 @_MAX_UNUSED
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would be removed.")
-@_LOCK_WAIT
+@LOCK_WAIT
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @common
 def prune(c: Ctx, max_unused: str, dry_run: bool, lock_wait: float, as_json: bool) -> None:
@@ -218,7 +210,7 @@ def _print_prune(report: Any) -> None:
     metavar="n/t|p%",
     help="Read group n of t (e.g. 1/5) or a random p% (e.g. 10%) of the windows.",
 )
-@_LOCK_WAIT
+@LOCK_WAIT
 @click.option(
     "--no-lock",
     is_flag=True,
@@ -246,7 +238,7 @@ def check(
     repo = c.repo()
     with contextlib.ExitStack() as stack:
         if not no_lock:
-            stack.enter_context(lock(repo.store, SHARED, "check", lock_wait))
+            stack.enter_context(read_lock(repo.store, "check", lock_wait))
         with history(c.settings, repo, sync=False) as graph:
             in_graph = graph.snapshot_iris()
         report = check(repo, in_graph, subset)
