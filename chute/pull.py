@@ -14,15 +14,14 @@ consecutive windows (`GET <window>?count=k`), k adapting as for push.
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 from chute.adapt import Sizer
 from chute.errors import IntegrityError, NoRepository, StorageError
-from chute.layout import INDEX, PACKS, TOMBSTONE, Layout, scan
+from chute.layout import INDEX, BlobFiles, Layout
 from chute.store.base import BlobStore
 from chute.store.http import HttpStore, Transient, raise_for
-from chute.sync import BlobPlan, Transfer, TransferStats, ordered_blobs, repo_id, windows_of
+from chute.sync import BlobPlan, Transfer, TransferStats, repo_id, windows_of
 
 
 class Puller(Transfer):
@@ -34,24 +33,7 @@ class Puller(Transfer):
 
     def run(self) -> TransferStats:
         """Fetch every blob this node lacks; return what was done."""
-        started = time.monotonic()
-        remote = scan(self.remote.list())
-        local_names = set(self.local.list())
-        local = scan(local_names)
-        self._control(remote, local_names)
-        plans = self._plan(remote, local, local_names)
-        self.stats.bytes_planned = sum(p.window_size(m) for p in plans for m in p.send)
-        packs = [p for p in plans if p.path.startswith(PACKS + "/")]
-        self.run_blobs(packs, self._fetch, self._commit)
-        self.run_blobs([p for p in plans if p not in packs], self._fetch, self._commit)
-        for blob in remote.forgotten():
-            name = f"{blob.path}/{TOMBSTONE}"
-            if name not in local_names:
-                self.local.put(name, self.remote.get(name))
-                self.stats.add(objects_sent=1)
-        self.stats.seconds = time.monotonic() - started
-        self.finish()
-        return self.stats
+        return self.mirror(self.remote, self.local, self._fetch)
 
     def _control(self, remote: Layout, local_names: set[str]) -> None:
         if not remote.config:
@@ -75,9 +57,9 @@ class Puller(Transfer):
             self.local.put("config", theirs)  # last: the repository opens once it has a key
             self.stats.add(objects_sent=1)
 
-    def _plan(self, remote: Layout, local: Layout, local_names: set[str]) -> list[BlobPlan]:
+    def _plan(self, blobs: list[BlobFiles], local: Layout, local_names: set[str]) -> list[BlobPlan]:
         plans = []
-        for blob in ordered_blobs(remote):
+        for blob in blobs:
             if f"{blob.path}/{INDEX}" in local_names:
                 self.stats.add(blobs_skipped=1, windows_skipped=len(blob.windows))
                 continue

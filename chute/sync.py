@@ -36,24 +36,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chute.adapt import Sizer
 from chute.errors import BlobConflict, IntegrityError, NotFound
 from chute.ids import ChunkId, SnapshotName
-from chute.layout import INDEX, PACKS, TOMBSTONE, BlobFiles, Layout, scan
+from chute.layout import INDEX, BlobFiles, Layout
 from chute.store.base import BlobStore
 from chute.store.http import HttpStore, Transient, raise_for
 from chute.store.wire import format_numbers
 from chute.transfer import BlobPlan, Transfer, TransferStats
-
-
-def ordered_blobs(layout: Layout) -> list[BlobFiles]:
-    """Blobs with an index.json in transfer order: packs first, then snapshots by time."""
-    indexed = layout.indexed()
-    return [b for b in indexed if b.is_pack] + [b for b in indexed if not b.is_pack]
 
 
 def needed_blobs(repo: Any, names: list[SnapshotName]) -> set[str]:
@@ -95,25 +88,7 @@ class Pusher(Transfer):
 
     def run(self, only: set[str] | None = None) -> TransferStats:
         """Push everything (or only the blobs in `only`); return what was done."""
-        started = time.monotonic()
-        local = scan(self.local.list())
-        remote_names = set(self.remote.list())
-        remote = scan(remote_names)
-        self._control(local, remote_names)
-        blobs = [b for b in ordered_blobs(local) if only is None or b.path in only]
-        plans = self._plan(blobs, remote, remote_names)
-        self.stats.bytes_planned = sum(p.window_size(m) for p in plans for m in p.send)
-        packs = [p for p in plans if p.path.startswith(PACKS + "/")]
-        self.run_blobs(packs, self._send, self._commit)
-        self.run_blobs([p for p in plans if p not in packs], self._send, self._commit)
-        for blob in local.forgotten():
-            name = f"{blob.path}/{TOMBSTONE}"
-            if (only is None or blob.path in only) and name not in remote_names:
-                self.remote.put(name, self.local.get(name))
-                self.stats.add(objects_sent=1)
-        self.stats.seconds = time.monotonic() - started
-        self.finish()
-        return self.stats
+        return self.mirror(self.local, self.remote, self._send, only)
 
     def _control(self, local: Layout, remote_names: set[str]) -> None:
         config = self.local.get("config")

@@ -1,7 +1,10 @@
 """What push and pull share: plans, counts, and the worker pool that moves windows.
 
-A transfer is a list of `BlobPlan`s (a blob's public index and the windows
-to move) run by `Transfer.run_blobs`: `inflight` workers each take the next
+`Transfer.mirror` is the order both keep: list both sides, check that they
+hold one repository (`_control`), plan the blobs the target lacks
+(`_plan`), move prune's packs, then the snapshots' blobs, then forget's
+tombstones. A transfer is a list of `BlobPlan`s (a blob's public index and
+the windows to move) run by `Transfer.run_blobs`: `inflight` workers each take the next
 k consecutive windows of the current plan when they are free (k from the
 adaptive size of `chute.adapt` at that moment), move them in one request,
 and go on; a plan is committed (its index.json written) once all its
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +28,8 @@ from typing import Any
 
 from chute.adapt import Sizer
 from chute.errors import IntegrityError, StorageError
+from chute.layout import PACKS, TOMBSTONE, BlobFiles, Layout, scan
+from chute.store.base import BlobStore
 from chute.store.http import MAX_BACKOFF, HttpStore, Transient
 
 Progress = Callable[[int, int], None]
@@ -107,7 +113,13 @@ def runs(numbers: list[int]) -> Iterator[list[int]]:
         yield run
 
 
-class Transfer:
+def ordered_blobs(layout: Layout) -> list[BlobFiles]:
+    """Blobs with an index.json in transfer order: packs first, then snapshots by time."""
+    indexed = layout.indexed()
+    return [b for b in indexed if b.is_pack] + [b for b in indexed if not b.is_pack]
+
+
+class Transfer(ABC):
     """What push and pull share: the pool, the sizer, retries and counts."""
 
     def __init__(
@@ -132,6 +144,51 @@ class Transfer:
         self.sleep = sleep
         self._done = 0
         self._done_lock = threading.Lock()
+
+    def mirror(
+        self,
+        source: BlobStore,
+        target: BlobStore,
+        move: Callable[[BlobPlan, list[int]], None],
+        only: set[str] | None = None,
+    ) -> TransferStats:
+        """Copy to `target` what it lacks of `source` (only the blobs in `only`, if given).
+
+        `move` moves a plan's windows; the subclass checks both sides
+        (`_control`), plans (`_plan`) and commits each blob (`_commit`).
+        """
+        started = time.monotonic()
+        source_layout = scan(source.list())
+        target_names = set(target.list())
+        self._control(source_layout, target_names)
+        blobs = [b for b in ordered_blobs(source_layout) if only is None or b.path in only]
+        plans = self._plan(blobs, scan(target_names), target_names)
+        self.stats.bytes_planned = sum(p.window_size(m) for p in plans for m in p.send)
+        packs = [p for p in plans if p.path.startswith(PACKS + "/")]
+        self.run_blobs(packs, move, self._commit)
+        self.run_blobs([p for p in plans if p not in packs], move, self._commit)
+        for blob in source_layout.forgotten():
+            name = f"{blob.path}/{TOMBSTONE}"
+            if (only is None or blob.path in only) and name not in target_names:
+                target.put(name, source.get(name))
+                self.stats.add(objects_sent=1)
+        self.stats.seconds = time.monotonic() - started
+        self.finish()
+        return self.stats
+
+    @abstractmethod
+    def _control(self, source: Layout, target_names: set[str]) -> None:
+        """Check that both sides hold one repository; copy its config and keys first."""
+
+    @abstractmethod
+    def _plan(
+        self, blobs: list[BlobFiles], target: Layout, target_names: set[str]
+    ) -> list[BlobPlan]:
+        """Return the plans of the `blobs` the target has no index.json of."""
+
+    @abstractmethod
+    def _commit(self, plan: BlobPlan) -> None:
+        """Write a plan's index.json on the target, once its windows are all there."""
 
     def finish(self) -> None:
         """Record the window sizes this run went through."""
