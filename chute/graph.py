@@ -17,11 +17,11 @@ changed between two snapshots" and "when did this disappear" are index
 look-ups rather than walks. Both grow with change, not with the number of
 snapshots.
 
-Writes are atomic per snapshot. A remote server gets one SPARQL update
-(one request); the embedded store gets a big snapshot's entry versions
-ahead through Oxigraph's bulk loader (`chute.graph_load`, no transaction,
-several times faster) and then one transaction that makes the snapshot
-visible: until it commits, no snapshot reaches what went ahead (see
+Writes are atomic per snapshot. A big snapshot's entry versions go ahead
+(`chute.graph_load`): into the embedded store through Oxigraph's bulk
+loader (no transaction, several times faster), to a remote server as one
+`INSERT DATA` request per batch; then one transaction (a remote server: one
+request) makes the snapshot visible: until it commits, no snapshot reaches what went ahead (see
 `chute.graph_write`). The common case — a snapshot newer than all others
 of its mount — only inserts.
 `sync` makes the graph hold exactly the repository's live snapshots
@@ -59,6 +59,7 @@ from chute.graph_changes import (
     unshared_nodes,
 )
 from chute.graph_load import LENIENT, graph_write_error
+from chute.graph_remote import RemoteStore
 from chute.graph_terms import (
     CHUTE,
     DCTERMS,
@@ -214,7 +215,7 @@ class History:
         Listings missing from `listings` are read from `source` (a Repository);
         the walk takes each one out of `listings` as it reads it.
         """
-        from chute.graph_load import BulkLoader
+        from chute.graph_load import loader_for
         from chute.graph_write import SnapshotWriter  # only writers pay for its imports
 
         iri = self.iris.snapshot(index.name)
@@ -224,7 +225,7 @@ class History:
         previous = before[-1] if before else None
         view = TreeView(self.store, self.iris)
         old_root = root_of(self.store, previous)
-        bulk = BulkLoader(self.store) if isinstance(self.store, ox.Store) else None
+        bulk = loader_for(self.store)
         writer = SnapshotWriter(view, source, listings or {}, self.has, old_root, bulk)
         try:
             writer.snapshot(index)
@@ -325,10 +326,14 @@ class History:
 
         Inserts alone go to the embedded store through `extend` (measured on
         50k new files: 254k quads in 3.6 s and +230 MiB, against about 8 s
-        and +530 MiB as one SPARQL update); otherwise, and always for a remote
-        store, one SPARQL update carries both. The lines are chute's own, so
-        they are parsed leniently (`chute.graph_load.LENIENT`).
+        and +530 MiB as one SPARQL update); otherwise one SPARQL update
+        carries both. A remote store gets both in one request made directly
+        from the lines. The lines are chute's own, so they are parsed
+        leniently (`chute.graph_load.LENIENT`).
         """
+        if isinstance(self.store, RemoteStore):
+            self.store.apply_data([f"{q} ." for q in deletes], inserts)
+            return
         try:
             if not deletes and isinstance(self.store, ox.Store):
                 if inserts:

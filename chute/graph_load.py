@@ -1,24 +1,31 @@
 """Loading a snapshot's triples ahead of its transaction.
 
-`BulkLoader` feeds Oxigraph's bulk loader (no transaction, several times
-faster than one; it releases the GIL) from a thread of its own, so the
-walk that makes the next batch runs meanwhile. What goes ahead is
-reachable only once the snapshot's transaction commits: see
-`chute.graph_write` for why that is safe after a crash.
+`BulkLoader` hands batches of N-Triples lines to a load function from
+threads of its own, so the walk that makes the next batch runs meanwhile:
+into the embedded store through Oxigraph's bulk loader (no transaction,
+several times faster than one; it releases the GIL), into a graph on a
+SPARQL server as one `INSERT DATA` request per batch (a first snapshot of
+50,000 files as one request was 155 MB: more than Oxigraph's server takes,
+and over 1 GiB of memory to make). What goes ahead is reachable only once
+the snapshot's transaction commits: see `chute.graph_write` for why that
+is safe after a crash.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 
 import pyoxigraph as ox
 
 from chute.errors import StorageError
+from chute.graph_remote import RemoteStore
 
-# Lines per bulk load. Each load is a few MiB of text and about twice that inside
+# Lines per batch. Each load is a few MiB of text and about twice that inside
 # Oxigraph while it runs; halving 50k to 25k cut a 50k-file put's peak RSS by ~27 MiB
 # at no measurable cost in time (fewer lines per load means more files to compact).
+# Halving again to 12.5k cut another 28 MiB and cost 8% of the time of that put.
 BULK_BATCH = 25_000
 # Every line chute loads is its own: made by `chute.graph_lines` (IRIs of hex ids,
 # literals with JSON's escapes) or printed from pyoxigraph terms. So Oxigraph's
@@ -34,45 +41,67 @@ LENIENT = True
 # (A/Bs of 12 and 10 pairs), for about 12 MiB more peak memory; a put of `mixed`
 # (1 GiB, 21k files): 0.96-1.00x, for about 28 MiB more.
 LOADERS = 2
+# Requests at once to a SPARQL server: one, while the walk makes the next batch (the
+# server applies each as a transaction of its own; more at once would contend there).
+REMOTE_LOADERS = 1
+
+Load = Callable[[list[str]], None]
+
+
+def loader_for(store: object) -> BulkLoader | None:
+    """Return a loader for what may go ahead into `store`, if it takes batches."""
+    if isinstance(store, ox.Store):
+        return BulkLoader(_embedded_load(store), LOADERS)
+    if isinstance(store, RemoteStore):
+        return BulkLoader(store.insert_lines, REMOTE_LOADERS)
+    return None
+
+
+def _embedded_load(store: ox.Store) -> Load:
+    def load(lines: list[str]) -> None:
+        # As str: Oxigraph reads its UTF-8 in place, no bytes copy.
+        store.bulk_load("\n".join(lines), format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT)
+
+    return load
 
 
 class BulkLoader:
-    """Load batches of N-Triples into an embedded store from threads of its own.
+    """Load batches of N-Triples lines from threads of its own.
 
-    Oxigraph's bulk loader releases the GIL, so the walk making the next
-    batch runs while `LOADERS` batches load. One more batch waits (memory
-    stays flat); `close` waits for all of them and raises what a load raised.
-    What goes ahead is a set of triples, so the order of the loads does not
-    matter.
+    The walk making the next batch runs while `threads` batches load. One
+    more batch waits (memory stays flat); `close` waits for all of them and
+    raises what a load raised. What goes ahead is a set of triples, so the
+    order of the loads does not matter.
     """
 
-    def __init__(self, store: ox.Store) -> None:
-        self._store: ox.Store | None = store  # dropped by close: the store closes with History
-        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=1)
+    def __init__(self, load: Load, threads: int) -> None:
+        self._load: Load | None = load  # dropped by close: the store closes with History
+        self._count = threads
+        self._queue: queue.Queue[list[str] | None] = queue.Queue(maxsize=1)
         self._threads: list[threading.Thread] = []
         self._error: BaseException | None = None
 
-    def __call__(self, ntriples: str) -> None:
+    def __call__(self, lines: list[str]) -> None:
         if self._error is not None:
             raise self._error
-        if self._store is None:
+        if self._load is None:
             raise RuntimeError("the bulk loader is closed")
         if not self._threads:
             self._threads = [
                 threading.Thread(
-                    target=self._run, args=(self._store,), name=f"chute-graph-load-{n}", daemon=True
+                    target=self._run, args=(self._load,), name=f"chute-graph-load-{n}", daemon=True
                 )
-                for n in range(LOADERS)
+                for n in range(self._count)
             ]
             for thread in self._threads:
                 thread.start()
-        self._queue.put(ntriples)
+        self._queue.put(lines)
 
-    def _run(self, store: ox.Store) -> None:
-        while (data := self._queue.get()) is not None:
+    def _run(self, load: Load) -> None:
+        while (lines := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT)
+                    load(lines)
                 except OSError as exc:  # a full disk, say: one line, not a traceback
                     self._error = graph_write_error(exc)
                 except BaseException as exc:  # handed to the writer's thread by close()
@@ -85,7 +114,7 @@ class BulkLoader:
         for thread in self._threads:
             thread.join()
         self._threads = []
-        self._store = None
+        self._load = None
         if self._error is not None:
             raise self._error
 

@@ -23,9 +23,12 @@ you can write to, and its union default graph holds its own system
 triples). Queries name the graph with the protocol's `default-graph-uri`;
 updates are rewritten to write into it (`chute.sparql_rewrite`).
 
-Atomicity: every `update` is one HTTP request, and History writes a
-snapshot with one `update` call, so a server that runs a request as one
-transaction (Oxigraph, Fuseki, GraphDB) holds all of a snapshot or none.
+Atomicity: every `update` is one HTTP request, and History makes a
+snapshot visible with one request (`apply_data`), so a server that runs a
+request as one transaction (Oxigraph, Fuseki, GraphDB) holds all of a
+snapshot or none. A big snapshot's entry versions go ahead in batches
+(`insert_lines`, one request each), which no snapshot reaches until that
+last request commits, as on the embedded store (`chute.graph_write`).
 Virtuoso commits each operation of a request on its own; a new snapshot
 (the usual case, inserts only) is one operation there too, so it is also
 all or none; a rewrite of spans (a snapshot added between others, or
@@ -50,7 +53,7 @@ import pyoxigraph as ox
 
 from chute.config import Settings
 from chute.errors import StorageError, UsageError
-from chute.sparql_rewrite import target
+from chute.sparql_rewrite import data, target
 
 if TYPE_CHECKING:
     from chute.sparql_client import SparqlClient
@@ -201,6 +204,21 @@ class RemoteStore:
         if quads:
             triples = "\n".join(f"{q.triple} ." for q in quads)
             self.update(f"{verb} DATA {{\n{triples}\n}}")
+
+    def insert_lines(self, lines: list[str]) -> None:
+        """Insert N-Triples lines (chute's own) in one request, without rewriting them."""
+        if lines:
+            self.client.update(data("INSERT", self.config.graph, lines))
+
+    def apply_data(self, deletes: list[str], inserts: list[str]) -> None:
+        """Delete, then insert, N-Triples lines in one request (Virtuoso: two transactions)."""
+        parts = [
+            data(verb, self.config.graph, lines)
+            for verb, lines in (("DELETE", deletes), ("INSERT", inserts))
+            if lines
+        ]
+        if parts:
+            self.client.update(" ;\n".join(parts))
 
     def clear(self) -> None:
         """Remove every triple of this store's graph."""

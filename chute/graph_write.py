@@ -67,10 +67,10 @@ class SnapshotWriter:
     directory version (a directory version is *known*, so the next walk
     stops there, only once it has a type). Everything else — the properties
     of every new version, `chute:contains`, the types of files and hashes,
-    new spans — may go ahead (`ahead`): with a `bulk` sink (Oxigraph's bulk
-    loader, no transaction, several times faster; `chute.graph_load`) in
-    batches of `BULK_BATCH` lines while the walk goes on, so memory stays
-    flat.
+    new spans — may go ahead (`ahead`): with a `bulk` sink (`chute.graph_load`:
+    Oxigraph's bulk loader, no transaction, several times faster; or one
+    request each to a SPARQL server) in batches of `BULK_BATCH` lines while
+    the walk goes on, so memory stays flat.
 
     A crash between the two leaves triples that no snapshot reaches: history
     queries start at snapshots and never see them. The snapshot's blob was
@@ -88,7 +88,7 @@ class SnapshotWriter:
         listings: dict[ChunkId, bytes],
         known: Callable[[str], bool],
         previous_root: str | None = None,
-        bulk: Callable[[str], None] | None = None,
+        bulk: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.view = view  # gets the children and paths of the versions written here
         self.bulk = bulk
@@ -121,7 +121,7 @@ class SnapshotWriter:
     def _load(self, count: int) -> None:
         assert self.bulk is not None
         batch, self.ahead = self.ahead[:count], self.ahead[count:]
-        self.bulk("\n".join(batch))  # as str: Oxigraph reads its UTF-8 in place, no bytes copy
+        self.bulk(batch)
         self._bulked += count
 
     @property

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from chute.backup import PutOptions, PutResult, put
 from chute.config import Settings
 from chute.crypto import Secret
-from chute.errors import Locked, NotFound, StorageError, TargetExists, UsageError
+from chute.errors import Locked, NotFound, StorageError, TargetExists, Unauthorized, UsageError
 from chute.ids import ChunkId, SnapshotName
 from chute.locking import SHARED, GuardedStore, lock
 from chute.memory import release_free_memory
@@ -114,7 +114,8 @@ def take_snapshot(settings: Settings, repo: Repository, opts: PutOptions) -> Put
                 # Snapshots an interrupted put or a concurrent one committed: read through a
                 # fresh view, whose chunk index (loaded only if needed) includes their blobs.
                 graph.sync(locked.with_store(locked.store))
-        except (StorageError, Locked) as exc:  # a full disk, a busy graph: the blob is safe
+        # A full disk, a busy graph, a graph server that refuses: the blob is safe.
+        except (StorageError, Locked, UsageError, Unauthorized) as exc:
             raise type(exc)(
                 f"{exc.message} (snapshot {result.index.name.path} is stored; the next command"
                 " that opens the graph adds it)"

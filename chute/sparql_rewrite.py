@@ -123,6 +123,16 @@ def _statements(text: str, start: int, end: int, inner: list[_Token]) -> list[st
     return [p for p in parts if p not in ("", ".")]
 
 
+def data(verb: str, iri: str, statements: list[str]) -> str:
+    """Return `INSERT DATA` or `DELETE DATA` of N-Triples statements in graph `iri`, in blocks.
+
+    The statements are known to be N-Triples lines, so no scanning is
+    needed (what `target` does to any update's text costs time and memory
+    in proportion to its size).
+    """
+    return f"{verb} DATA {{\n{_graph_blocks(iri, statements)}\n}}"
+
+
 def _graph_blocks(iri: str, statements: list[str]) -> str:
     blocks = []
     for i in range(0, len(statements), BLOCK):

@@ -380,12 +380,11 @@ def test_a_failed_load_fails_the_write_and_commits_nothing(
     monkeypatch.setattr(chute.graph_load, "BULK_BATCH", 7)
     real = chute.graph_load.BulkLoader._run
 
-    class Broken:
-        def bulk_load(self, *args: object, **kwargs: object) -> None:
-            raise OSError("disk full")
+    def full_disk(lines: list[str]) -> None:
+        raise OSError("disk full")
 
-    def broken_run(self: chute.graph_load.BulkLoader, store: object) -> None:
-        real(self, Broken())  # type: ignore[arg-type]
+    def broken_run(self: chute.graph_load.BulkLoader, load: object) -> None:
+        real(self, full_disk)
 
     monkeypatch.setattr(chute.graph_load.BulkLoader, "_run", broken_run)
     tree = SyntheticTree(Params(files=80, snapshots=1, seed=5))

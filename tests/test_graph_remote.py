@@ -147,12 +147,28 @@ def test_graphs_are_apart_and_errors_are_clear(server: GraphBackend) -> None:
         one.update("INSERT DATUM { }")
 
 
-def test_a_large_snapshot_is_one_update_request(server: GraphBackend) -> None:
+def test_a_large_update_is_one_request(server: GraphBackend) -> None:
     store, client = _store(server)
     quads = [ox.Quad(_n(f"s{i}"), _n("p"), ox.Literal(f"value {i}")) for i in range(12_000)]
     store.update("INSERT DATA {\n" + "\n".join(f"{q} ." for q in quads) + "\n}")
     assert client.updates == 1
     assert len(store) == 12_000
+
+
+def test_lines_go_in_one_request_each_as_they_are(server: GraphBackend) -> None:
+    store, client = _store(server)
+    # More than a block (Virtuoso's parser limit), and text a rewrite would have to scan.
+    lines = [f'<urn:ex:s{i}> <urn:ex:p> "v {i} . }} GRAPH" .' for i in range(BLOCK * 2 + 5)]
+    store.insert_lines(lines)
+    assert client.updates == 1 and len(store) == len(lines)
+    store.apply_data(lines[:10], ["<urn:ex:a> <urn:ex:q> <urn:ex:b> ."])
+    assert client.updates == 2 and len(store) == len(lines) - 10 + 1
+    assert list(store.quads_for_pattern(_n("a"), None, None)) == [
+        ox.Quad(_n("a"), _n("q"), _n("b"))
+    ]
+    store.insert_lines([])
+    store.apply_data([], [])
+    assert client.updates == 2  # nothing to send: no request
 
 
 def test_unreachable_server_is_a_storage_error() -> None:

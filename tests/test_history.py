@@ -167,12 +167,22 @@ def test_a_put_written_in_many_bulk_loads_gives_the_graph_a_rebuild_gives(
     repo_ready: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Batches of three lines: on the embedded store, a put's triples reach the graph
-    # in many bulk loads ahead of its transaction; a rebuild reads the listings back.
+    # Batches of three lines: a put's triples reach the graph in many bulk loads (the
+    # embedded store) or requests (a server) ahead of its transaction; a rebuild
+    # reads the listings back.
     monkeypatch.setattr(graph_load, "BULK_BATCH", 3)
+    batches: list[int] = []
+    real = graph_load.BulkLoader.__call__
+
+    def counted(self: graph_load.BulkLoader, lines: list[str]) -> None:
+        batches.append(len(lines))
+        real(self, lines)
+
+    monkeypatch.setattr(graph_load.BulkLoader, "__call__", counted)
     src = tmp_path / "all"
     make_every_kind_tree(src)
     chute("put", str(src))
+    assert len(batches) > 10 and max(batches) == 3
     (src / "extra.txt").write_text("more")
     chute("put", str(src))
     before = _export(chute)
