@@ -16,7 +16,11 @@ from graphutil import GraphBackend
 from rdflib import Graph
 from treeutil import make_every_kind_tree
 
+import chute.graph as graph_module
+import chute.graph_changes as graph_changes
 import chute.graph_load as graph_load
+from chute.errors import UsageError
+from chute.graph import History
 
 # Every test here runs on the embedded graph and on each SPARQL server (chute.graph_remote).
 pytestmark = pytest.mark.usefixtures("graph_backend")
@@ -189,6 +193,47 @@ def test_a_put_written_in_many_bulk_loads_gives_the_graph_a_rebuild_gives(
     chute("graph", "rebuild")
     after = _export(chute)
     assert len(before) == len(after) and before.isomorphic(after)
+
+
+def test_forget_leaves_the_graph_a_rebuild_gives(
+    tmp_path: Path,
+    chute: Callable[..., Run],
+    repo_ready: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Small batches: the versions only the forgotten snapshot held go in many updates.
+    monkeypatch.setattr(graph_changes, "QUERY_BATCH", 2)
+    monkeypatch.setattr(graph_module, "REMOVE_BATCH", 3)
+    src = tmp_path / "all"
+    make_every_kind_tree(src)
+    first = chute("put", str(src)).out.strip()
+    (src / "extra.txt").write_text("more")
+    for path in sorted(src.rglob("*"))[:3]:
+        if path.is_file() and not path.is_symlink():
+            path.write_text("changed")
+    chute("put", str(src))
+    chute("forget", first)
+    before = _export(chute)
+    chute("graph", "rebuild")
+    after = _export(chute)
+    assert len(before) == len(after) and before.isomorphic(after)
+
+
+def test_a_removal_the_graph_refuses_fails_forget_and_the_next_sync_heals_it(
+    chute: Callable[..., Run], two_snapshots: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }"
+    with monkeypatch.context() as patch:
+
+        def refuse(self: History, deletes: object, inserts: object) -> None:
+            raise UsageError("graph server http://g/update refused the SPARQL request: too big")
+
+        patch.setattr(History, "_apply", refuse)
+        failed = chute("forget", two_snapshots[0], ok=False)
+    assert failed.code == 2 and "refused the SPARQL request" in failed.err
+    assert len(failed.err.strip().splitlines()) == 1
+    # The tombstone is written: the next command that syncs the graph removes the snapshot.
+    assert chute("query", count, "--format", "csv").out.split() == ["n", "1"]
 
 
 def test_graph_heals_after_it_is_deleted(
