@@ -58,6 +58,7 @@ from chute.graph_changes import (
     root_of,
     series_quads,
     snapshot_quads,
+    typed,
     unshared_nodes,
 )
 from chute.graph_load import LENIENT, graph_write_error
@@ -200,6 +201,12 @@ class History:
         """Tell whether a node has a type in the graph."""
         return next(self.store.quads_for_pattern(n(iri), A, None), None) is not None
 
+    def known(self, iris: list[str]) -> set[str]:
+        """Return those of `iris` that have a type in the graph (a server: asked at once)."""
+        if isinstance(self.store, ox.Store):
+            return {iri for iri in iris if self.has(iri)}
+        return typed(self.store, iris)
+
     def snapshot_iris(self) -> set[str]:
         """Return the IRIs of every snapshot in the graph."""
         quads = self.store.quads_for_pattern(None, A, SNAPSHOT)
@@ -230,7 +237,7 @@ class History:
         view = TreeView(self.store, self.iris)
         old_root = root_of(self.store, previous)
         bulk = loader_for(self.store)
-        writer = SnapshotWriter(view, source, listings or {}, self.has, old_root, bulk)
+        writer = SnapshotWriter(view, source, listings or {}, self.known, old_root, bulk)
         try:
             writer.snapshot(index)
             if len(before) == len(series):

@@ -404,6 +404,15 @@ def _linked_from(
     return found
 
 
+def typed(store: ox.Store, iris: list[str]) -> set[str]:
+    """Return those of `iris` that have an `rdf:type` (a batch of them per query)."""
+    found: set[str] = set()
+    for part in _chunks(iris, QUERY_BATCH):
+        query = f"SELECT DISTINCT ?s WHERE {{ VALUES ?s {{ {_values(part)} }} ?s {A} ?type }}"
+        found.update(value(row["s"]) for row in _solutions(store, query))
+    return found
+
+
 def unshared_nodes(view: TreeView, store: ox.Store, snapshot: str, root: str) -> set[str]:
     """Return the entry versions only `snapshot` holds.
 

@@ -86,7 +86,7 @@ class SnapshotWriter:
         view: TreeView,
         source: TreeSource,
         listings: dict[ChunkId, bytes],
-        known: Callable[[str], bool],
+        known: Callable[[list[str]], set[str]],
         previous_root: str | None = None,
         bulk: Callable[[list[str]], None] | None = None,
     ) -> None:
@@ -186,7 +186,7 @@ class SnapshotWriter:
         self.add(run, n(PROV + "startedAtTime"), dt(float(meta.get("started", 0))))
         self.add(run, n(PROV + "endedAtTime"), dt(float(meta.get("ended", 0))))
         self.add(run, c("chuteVersion"), ox.Literal(str(meta.get("version", ""))))
-        if not self.known(self.root):
+        if not self.known([self.root]):
             self.add(root, A, c("Directory"))
             self.send_ahead(root_lines(self.root))
             self.view.pending_paths[self.root] = ""
@@ -210,15 +210,23 @@ class SnapshotWriter:
             kids: list[str] = []
             lines: list[str] = []
             new_dirs: list[tuple[str, str, ChunkId]] = []
+            children = []
             for entry, text in self.listing(tree):
                 child_path = f"{path}/{entry['name']}" if path else entry["name"]
-                is_dir = entry["type"] == "dir"
-                kind = "dir" if is_dir else "file"
+                kind = "dir" if entry["type"] == "dir" else "file"
                 iri = entry_iri(kind, name_id(kind, child_path, text))
+                children.append((entry, child_path, iri))
+            # The graph is asked about a listing's new subdirectories at once (a round trip
+            # to a SPARQL server per listing, not per directory).
+            known = self.known(
+                [i for e, _, i in children if e["type"] == "dir" and i not in before]
+            )
+            for entry, child_path, iri in children:
                 kids.append(iri)
                 lines.append(f"{parent}{iri}> .")
-                if iri in before or iri in paths or (is_dir and self.known(iri)):
+                if iri in before or iri in paths or iri in known:
                     continue
+                is_dir = entry["type"] == "dir"
                 paths[iri] = child_path
                 version_lines(lines, self.iris, self.attributes, iri, child_path, entry)
                 if is_dir:
