@@ -150,6 +150,27 @@ class Span:
         return quads
 
 
+# IRIs per query that asks about many nodes at once (`VALUES`): on a SPARQL server
+# one round trip each instead of one per node, which made forgetting a snapshot of
+# 50,000 files take over four minutes there.
+QUERY_BATCH = 500
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for at in range(0, len(items), size):
+        yield items[at : at + size]
+
+
+def _values(iris: list[str]) -> str:
+    return " ".join(f"<{iri}>" for iri in iris)
+
+
+def _solutions(store: ox.Store, query: str) -> ox.QuerySolutions:
+    answer = store.query(query)
+    assert isinstance(answer, ox.QuerySolutions)
+    return answer
+
+
 def _spans(store: ox.Store, pattern: str) -> list[Span]:
     """Return the spans `?span` that a SPARQL `pattern` picks, in one query.
 
@@ -181,18 +202,24 @@ def spans_until(store: ox.Store, snapshot: str) -> list[Span]:
     return _spans(store, f"?span {UNTIL} {n(snapshot)} .")
 
 
-def open_span(store: ox.Store, version: str, mount: str, iris: Iris) -> Span | None:
-    """Return the span of a version in a mount that has no end yet."""
-    for span in _spans(store, f"?span {VERSION} {n(version)} ."):
-        if span.until is None and iris.mount_of(span.since) == mount:
-            return span
-    return None
+def open_spans(store: ox.Store, versions: list[str], mount: str, iris: Iris) -> list[Span]:
+    """Return the spans of versions in a mount that have no end yet (a batch per query)."""
+    found = []
+    for part in _chunks(versions, QUERY_BATCH):
+        for span in _spans(store, f"VALUES ?v {{ {_values(part)} }} ?span {VERSION} ?v ."):
+            if span.until is None and iris.mount_of(span.since) == mount:
+                found.append(span)
+    return found
 
 
-def span_of(store: ox.Store, version: str, since: str) -> Span | None:
-    """Return the span of a version that starts at a given snapshot."""
-    found = _spans(store, f"VALUES ?span {{ {n(Span(version, since).iri)} }}")
-    return found[0] if found else None
+def spans_of(store: ox.Store, versions: list[str], since: str) -> dict[str, Span]:
+    """Return the spans of versions that start at a given snapshot, by version."""
+    found = {}
+    iris = [Span(version, since).iri for version in versions]
+    for part in _chunks(iris, QUERY_BATCH):
+        for span in _spans(store, f"VALUES ?span {{ {_values(part)} }}"):
+            found[span.version] = span
+    return found
 
 
 # --- the series of one mount ------------------------------------------------
@@ -289,10 +316,8 @@ def append_quads(
             ahead(lines)
             lines = []
     ahead(lines)
-    for version in removed:
-        span = open_span(view.store, version, mount, view.iris)
-        if span is not None:
-            quads.append(ox.Quad(n(span.iri), UNTIL, n(snapshot)))
+    for span in open_spans(view.store, removed, mount, view.iris):
+        quads.append(ox.Quad(n(span.iri), UNTIL, n(snapshot)))
     return quads
 
 
@@ -354,9 +379,11 @@ def removal_quads(
         deletes += span.quads()
         if following is not None and span.until != following:
             inserts += Span(span.version, following, span.until).quads()  # still in the next
-    for span in spans_until(store, snapshot):
+    ending = spans_until(store, snapshot)
+    again = spans_of(store, [s.version for s in ending], following) if following else {}
+    for span in ending:
         deletes += span.quads()
-        later = span_of(store, span.version, following) if following else None
+        later = again.get(span.version)
         if later is not None:  # back again in the next snapshot: one run now
             deletes += later.quads()
             inserts += replace(span, until=later.until).quads()
@@ -369,27 +396,6 @@ def removal_quads(
 
 
 # --- removing a snapshot's own nodes -----------------------------------------
-
-
-# IRIs per query that asks about many nodes at once (`VALUES`): on a SPARQL server
-# one round trip each instead of one per node, which made forgetting a snapshot of
-# 50,000 files take over four minutes there.
-QUERY_BATCH = 500
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for at in range(0, len(items), size):
-        yield items[at : at + size]
-
-
-def _values(iris: list[str]) -> str:
-    return " ".join(f"<{iri}>" for iri in iris)
-
-
-def _solutions(store: ox.Store, query: str) -> ox.QuerySolutions:
-    answer = store.query(query)
-    assert isinstance(answer, ox.QuerySolutions)
-    return answer
 
 
 def _linked_from(
