@@ -160,7 +160,7 @@ class _Walker:
         self._futures: list[Future[None]] = []
         self._batch: list[_Job] = []
         self._batch_bytes = 0
-        self._links: dict[tuple[int, int], Entry] = {}
+        self._links: dict[tuple[int, int], _Inode] = {}  # (dev, ino) of files with links
         self._lock = threading.Lock()
         self._local = threading.local()
         self._strip = 0
@@ -254,15 +254,15 @@ class _Walker:
         self.stats.files += 1
         self.stats.bytes_total += st.st_size
         entry["size"] = st.st_size
+        inode = None
         if st.st_nlink > 1:
             entry["nlink"] = st.st_nlink
             first = self._links.get((st.st_dev, st.st_ino))
             if first is not None:
-                entry["link"] = first["_path"]
+                entry["link"] = first.path
                 self._follow(entry, first, parent)
                 return entry
-            entry["_path"] = rel
-            self._links[(st.st_dev, st.st_ino)] = entry
+            inode = self._links[(st.st_dev, st.st_ino)] = _Inode(rel)
         if st.st_size > 0 and st.st_blocks * 512 < st.st_size:
             entry["sparse"] = True
         # An unchanged file takes its previous chunk list, but only if every chunk
@@ -271,13 +271,15 @@ class _Walker:
             for key in ("sha256", "chunks", "sizes"):
                 if key in prev:
                     entry[key] = prev[key]
+            if inode is not None:
+                inode.content = _Content.of(entry)
             self.stats.files_unchanged += 1
             self._report()
             return entry
-        if "_path" in entry:  # a first hard link: later ones wait until it is read
-            entry["_waiting"] = []
+        if inode is not None:  # a first hard link: later ones wait until it is read
+            inode.waiting = []
         self._hold(parent)  # until this file is read
-        self._batch.append(_Job(path, entry, parent))
+        self._batch.append(_Job(path, entry, parent, inode))
         self._batch_bytes += st.st_size
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
             self._submit_batch()
@@ -485,24 +487,29 @@ class _Walker:
             node.children, node.old = [], None  # in the listing now: let the entries go
             node = node.parent
 
-    def _follow(self, entry: Entry, first: Entry, parent: _Dir | None) -> None:
+    def _follow(self, entry: Entry, first: _Inode, parent: _Dir | None) -> None:
         """Give a later hard link its first path's content, now or once that is read."""
         with self._lock:
-            waiting: list[tuple[Entry, _Dir | None]] | None = first.get("_waiting")
-            if waiting is not None:
-                waiting.append((entry, parent))
+            if first.waiting is not None:
+                first.waiting.append((entry, parent))
                 if parent is not None:
                     parent.pending += 1
                 return
-        _copy_content(first, entry)
+            content = first.content
+        if content is not None:
+            content.give(entry)
 
     def _file_done(self, job: _Job) -> None:
         """A file is read (or failed): its directory, and links waiting on it, may be listed."""
-        with self._lock:
-            waiting: list[tuple[Entry, _Dir | None]] = job.entry.pop("_waiting", [])
-        for link, link_parent in waiting:
-            _copy_content(job.entry, link)
-            self._release(link_parent)
+        waiting: list[tuple[Entry, _Dir | None]] = []
+        if job.inode is not None:
+            content = _Content.of(job.entry)
+            with self._lock:
+                job.inode.content = content
+                waiting, job.inode.waiting = job.inode.waiting or [], None
+            for link, link_parent in waiting:
+                content.give(link)
+                self._release(link_parent)
         self._release(job.parent)
 
     def _store_listing(self, children: list[Entry | _Dir], old: _Listing | None = None) -> ChunkId:
@@ -658,12 +665,53 @@ class _Job:
     path: bytes
     entry: Entry
     parent: _Dir | None
+    inode: _Inode | None = None  # set for the first path of a file with more links
 
 
-def _copy_content(first: Entry, link: Entry) -> None:
-    for key in ("sha256", "chunks", "sizes", "sparse"):
-        if key in first:
-            link[key] = first[key]
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """A file's content as its entry gives it (hash, chunks, sizes, sparse), packed small.
+
+    Kept for every file with more than one link until the put ends: in a tree
+    of hard links into an older copy (rsync --link-dest, link farms) that is
+    every file, and its whole entry was about a kilobyte.
+    """
+
+    sha256: bytes | None
+    chunks: bytes | None  # the raw ids, joined
+    sizes: tuple[int, ...] | None
+    sparse: bool | None
+
+    @classmethod
+    def of(cls, entry: Entry) -> _Content:
+        sha, chunks, sizes = entry.get("sha256"), entry.get("chunks"), entry.get("sizes")
+        return cls(
+            bytes.fromhex(sha) if sha is not None else None,
+            b"".join(bytes.fromhex(c) for c in chunks) if chunks is not None else None,
+            tuple(sizes) if sizes is not None else None,
+            entry.get("sparse"),
+        )
+
+    def give(self, link: Entry) -> None:
+        """Set a later link's content keys to these (only those the first path has)."""
+        if self.sha256 is not None:
+            link["sha256"] = self.sha256.hex()
+        if self.chunks is not None:
+            raw = self.chunks
+            link["chunks"] = [raw[at : at + 32].hex() for at in range(0, len(raw), 32)]
+        if self.sizes is not None:
+            link["sizes"] = list(self.sizes)
+        if self.sparse is not None:
+            link["sparse"] = self.sparse
+
+
+@dataclass(slots=True)
+class _Inode:
+    """The first path of a file with more links, and what later links copy from it."""
+
+    path: str
+    content: _Content | None = None  # once known
+    waiting: list[tuple[Entry, _Dir | None]] | None = None  # later links until it is read
 
 
 def _each_opened(paths: list[bytes], use: Callable[[int, int | OSError], None]) -> None:

@@ -419,3 +419,35 @@ def test_a_puts_readers_seal_with_nonces_of_their_own(
     assert data_streams <= {1, 2, 3, 4} and max(data_streams) < INDEX_STREAM
     assert {NONCE.unpack(nonce)[0] for nonce in nonces[T_TREE]} == {0}  # the put's own
     restore_equals(chute, "latest", state, tmp_path / "r")
+
+
+def test_hard_links_share_the_content_of_the_first_path_in_every_put(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None
+) -> None:
+    """Later links copy the first path's content: read now, read by a reader, or unchanged."""
+    rng = random.Random(12)
+    src, outside = tmp_path / "src", tmp_path / "outside"
+    outside.mkdir()
+    for j in range(5):
+        (src / f"b{j}").mkdir(parents=True)
+    for i in range(300):  # small files: read in batches by the forked readers
+        first = src / f"a{i % 7}" / f"f{i}.bin"
+        write_random(first, rng.randrange(1, 9000), rng)
+        os.link(first, src / f"b{i % 5}" / f"g{i}.bin")
+        if i % 3 == 0:
+            os.link(first, outside / f"o{i}")  # a link outside the tree too
+    write_random(src / "big.bin", 3 << 20, rng)  # a big one, read by a worker thread
+    os.link(src / "big.bin", src / "a0" / "big-again.bin")
+    state = snapshot_tree(src)
+    for _ in range(2):  # the second put takes every first path unchanged
+        chute("put", str(src))
+        repo = open_repo()
+        index = repo.read_index(repo.snapshots()[-1])
+        for i in (0, 1, 150, 299):
+            first = find_entry(repo, index, f"src/a{i % 7}/f{i}.bin")[1]
+            later = find_entry(repo, index, f"src/b{i % 5}/g{i}.bin")[1]
+            assert first is not None and later is not None
+            assert later["link"] == f"src/a{i % 7}/f{i}.bin"
+            for key in ("sha256", "chunks", "sizes"):
+                assert later[key] == first[key]
+        restore_equals(chute, "latest", state, tmp_path / "r")
