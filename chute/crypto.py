@@ -26,8 +26,8 @@ and each object in the blob a counter nonce: a 32-bit stream number, then a
 64-bit counter. Each process that seals objects of one blob has a stream of
 its own (the put's process 0, its forked readers 1, 2, ...), so no two ever
 count through the same nonces; the blob's sealed index has the fixed nonce
-of stream 0x01000000, which no counter reaches. The header and the object's id
-are the associated data, so a flipped header bit, a swapped chunk or an
+of stream 0x01000000, which no counter reaches. The header and the object's
+id are the associated data, so a flipped header bit, a swapped chunk or an
 object presented under another id fails to open.
 """
 

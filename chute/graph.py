@@ -21,9 +21,11 @@ Writes are atomic per snapshot. A big snapshot's entry versions go ahead
 (`chute.graph_load`): into the embedded store through Oxigraph's bulk
 loader (no transaction, several times faster), to a remote server as one
 `INSERT DATA` request per batch; then one transaction (a remote server: one
-request) makes the snapshot visible: until it commits, no snapshot reaches what went ahead (see
-`chute.graph_write`). The common case — a snapshot newer than all others
-of its mount — only inserts.
+request) makes the snapshot visible: until it commits, no snapshot reaches
+what went ahead (see `chute.graph_write`). The common case — a snapshot
+newer than all others of its mount — only inserts. Removing a snapshot is
+the mirror image: one transaction takes it out of the history, then what
+only it held, which nothing reaches any more, goes in batches.
 `sync` makes the graph hold exactly the repository's live snapshots
 (adding what is missing, removing what was forgotten) and repairs the span
 index, so the graph heals itself after an interruption; `rebuild`

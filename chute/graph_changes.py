@@ -181,10 +181,9 @@ def _spans(store: ox.Store, pattern: str) -> list[Span]:
         f"SELECT ?version ?since ?until WHERE {{ {pattern} ?span {VERSION} ?version ;"
         f" {SINCE} ?since . OPTIONAL {{ ?span {UNTIL} ?until }} }}"
     )
-    answer = store.query(query)
-    assert isinstance(answer, ox.QuerySolutions)
     return [
-        Span(value(row["version"]), value(row["since"]), _optional(row["until"])) for row in answer
+        Span(value(row["version"]), value(row["since"]), _optional(row["until"]))
+        for row in _solutions(store, query)
     ]
 
 

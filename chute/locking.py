@@ -11,7 +11,8 @@ are simpler to reason about, need only what every store offers (write,
 list, read, delete) and, because they expire, never need a manual unlock.
 
 * `put`, `forget`, `check`, `get`, `push` and `pull` take a *shared* lock,
-  `prune` an *exclusive* one. Shared locks coexist; an exclusive lock excludes every other lock.
+  `prune` an *exclusive* one. Shared locks coexist; an exclusive lock
+  excludes every other lock.
 * Acquiring: write `locks/<random>`, then list `locks/`. If a live lock
   conflicts, delete ours, wait a random moment and retry (until `wait`
   seconds have passed: then `Locked`, exit code 11). Two acquirers that

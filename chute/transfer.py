@@ -1,17 +1,17 @@
 """What push and pull share: plans, counts, and the worker pool that moves windows.
 
 `Transfer.mirror` is the order both keep: list both sides, check that they
-hold one repository (`_control`), plan the blobs the target lacks
-(`_plan`), move prune's packs, then the snapshots' blobs, then forget's
-tombstones. A transfer is a list of `BlobPlan`s (a blob's public index and
-the windows to move) run by `Transfer.run_blobs`: `inflight` workers each take the next
-k consecutive windows of the current plan when they are free (k from the
+hold one repository (`_control`), plan the blobs the target lacks (`_plan`),
+move prune's packs, then the snapshots' blobs, then forget's tombstones. A
+transfer is a list of `BlobPlan`s (a blob's public index and the windows to
+move) run by `Transfer.run_blobs`: `inflight` workers each take the next k
+consecutive windows of the current plan when they are free (k from the
 adaptive size of `chute.adapt` at that moment), move them in one request,
-and go on; a plan is committed (its index.json written) once all its
-windows are done and every plan before it is committed. Requests that fail
-in a way that may pass are retried by the caller's `send` through
-`Transfer._failed` (backoff, a smaller size, a StorageError after
-`attempts` failures in a row).
+and go on; a plan is committed (its index.json written) once all its windows
+are done and every plan before it is committed. Requests that fail in a way
+that may pass are retried by the caller's `send` through `Transfer._failed`
+(backoff, a smaller size, a StorageError after `attempts` failures in a
+row).
 """
 
 from __future__ import annotations
