@@ -7,6 +7,11 @@ the parent already holds (an open repository, its key, its loaded chunk
 index) without pickling it; only the work items and their results cross a
 pipe.
 
+`apart` runs one piece of work in a copy of its own and hands its result
+back, pickled: when the copy exits, everything the work allocated goes back
+to the system at once (a put's buffers, and the C library's arenas its
+threads fragmented, which `malloc_trim` cannot wholly return).
+
 Only for state that is safe to use from a copy: open network connections are
 not (two processes would read one socket), so a restore forks only for a
 local store, and a put's readers never touch the store at all.
@@ -20,14 +25,25 @@ process does).
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import multiprocessing
 import os
+import pickle
+import select
 import signal
+import struct
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
+
+from chute.errors import ChuteError
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
 
 _PR_SET_PDEATHSIG = 1
 _state: Any = None  # in a worker: what the parent handed to `pool`
@@ -82,6 +98,104 @@ def number() -> int:
     meets another's. The parent, which started no pool as a worker, is 0.
     """
     return _number
+
+
+def apart(
+    work: Callable[[Progress | None], T],
+    progress: Progress | None = None,
+    role: str = "the forked process",
+) -> T:
+    """Run `work` in a forked copy of this process; return what it returns, or raise its error.
+
+    Fork from the main thread, with no other thread holding a lock the work
+    needs (a lock's renewal: pause it first). The copy dies with this
+    process. With `progress`, `work` gets a callback whose (count, bytes)
+    reach `progress` here, polled ten times a second; the result crosses a
+    pipe, pickled (an error keeps its traceback as a note). A copy that ends
+    without one (killed) fails in one line that names it as `role`.
+    """
+    shared = mmap.mmap(-1, _PROGRESS.size)  # MAP_SHARED: the copy's writes show here
+    readable, writable = os.pipe()
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - in the copy, which leaves through os._exit
+        os.close(readable)
+        _run_apart(work, parent, writable, shared if progress is not None else None, role)
+    os.close(writable)
+    try:
+        data = _collect(readable, progress, shared)
+    except BaseException:  # Ctrl-C, say: the copy stops as a put in this process would
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGINT)
+        os.waitpid(child, 0)
+        raise
+    finally:
+        os.close(readable)
+    _, status = os.waitpid(child, 0)
+    if not data:
+        raise ChuteError(f"{role} ended without a result ({_ended(status)})")
+    ok, value = pickle.loads(data)
+    if ok:
+        return value
+    raise value
+
+
+_PROGRESS = struct.Struct("<qq")
+
+
+def _run_apart(
+    work: Callable[[Progress | None], T],
+    parent: int,
+    pipe: int,
+    shared: mmap.mmap | None,
+    role: str,
+) -> None:
+    code = 1
+    try:
+        if not _kernel_ends_orphan():
+            threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+        if os.getppid() != parent:
+            return
+        relay = (
+            None
+            if shared is None
+            else lambda count, size: _PROGRESS.pack_into(shared, 0, count, size)
+        )
+        try:
+            payload: tuple[bool, Any] = (True, work(relay))
+        except BaseException as exc:
+            if not isinstance(exc, ChuteError):
+                exc.add_note("in the forked process:\n" + "".join(traceback.format_exception(exc)))
+            payload = (False, exc)
+        try:
+            data = pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # what pickle cannot carry: say so
+            what = "its result" if payload[0] else f"{type(payload[1]).__name__}: {payload[1]}"
+            error = ChuteError(f"{role} could not hand back {what} ({exc})")
+            data = pickle.dumps((False, error))
+        with open(pipe, "wb") as stream:
+            stream.write(data)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _collect(readable: int, progress: Progress | None, shared: mmap.mmap) -> bytes:
+    blocks: list[bytes] = []
+    while True:
+        if progress is not None and not select.select([readable], [], [], 0.1)[0]:
+            progress(*_PROGRESS.unpack_from(shared))
+            continue
+        block = os.read(readable, 1 << 20)
+        if not block:
+            return b"".join(blocks)
+        blocks.append(block)
+
+
+def _ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
 def _start(parent: int, from_main: bool, given: Any, started: Any) -> None:

@@ -282,6 +282,39 @@ class Lock:
             if self._lost is not None:
                 raise Locked(f"lost the repository lock ({self._lost}); nothing more was written")
 
+    # --- handing it to a forked copy of this process ------------------
+
+    def pause(self) -> None:
+        """Stop renewing from this process, so a copy forked next can renew instead."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._thread = None
+        self._stop = threading.Event()
+
+    def resume(self) -> None:
+        """Renew from this process: a forked copy, while it holds the lease for its parent."""
+        self._start_renewal()
+
+    def take_back(self) -> None:
+        """Adopt the lease as the copy that renewed it left it, and renew from here again."""
+        with self._mutex:
+            try:
+                current = self.store.get(self.name)
+            except NotFound:
+                current = b""
+            except ChuteError as exc:  # the store failed: trust the lease no longer
+                current = b""
+                self._lost = self._lost or f"it could not be read back: {exc}"
+            if current != self._written:
+                info = LockInfo.parse(self.name, current) if current else None
+                if info is None or info.holder != self.holder or info.kind != self.kind:
+                    self._lost = self._lost or "another process removed it as stale"
+                else:  # renewed by the copy: as trusted as its last renewal made it
+                    self._written = current
+                    self._trusted_until = info.expires - self.safety
+        self._start_renewal()
+
     def verify(self) -> None:
         """Read the lock object back and raise Locked unless it is still ours."""
         self.ensure()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import time
@@ -22,7 +23,10 @@ from lifecycleutil import (
 )
 from treeutil import snapshot_tree
 
+from chute import session
+from chute.backup import PutOptions, PutResult
 from chute.locking import EXCLUSIVE, SHARED, lock
+from chute.repository import Repository
 from chute.store.local import LocalStore
 
 
@@ -131,3 +135,27 @@ def test_puts_and_prunes_racing_lose_nothing(tmp_path: Path, chute: Callable[...
     assert check_json(chute, "--read-data")["ok"]
     for name in snapshot_paths(chute):
         restore_equals(chute, name, states[name], tmp_path / "r")
+
+
+def test_a_put_backs_up_in_a_forked_copy_that_holds_the_lock_for_it(
+    tmp_path: Path, chute: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    init_repo()
+    src = tmp_path / "src"
+    make_tree(src, random.Random(2))
+    seen = tmp_path / "seen"
+    real_put = session.put
+
+    def put(repo: Repository, opts: PutOptions) -> PutResult:
+        locks = list(LocalStore(repo_dir()).list("locks"))
+        seen.write_text(f"{os.getpid()} {len(locks)}")
+        return real_put(repo, opts)
+
+    monkeypatch.setattr(session, "put", put)
+    chute("put", str(src))
+    pid, locks = seen.read_text().split()
+    assert int(pid) != os.getpid() and locks == "1"
+    assert not list(LocalStore(repo_dir()).list("locks"))  # released by this process
+    (name,) = snapshot_paths(chute)
+    restore_equals(chute, name, snapshot_tree(src), tmp_path / "r")
+    assert chute("find", "--json", "*").out.count('"path"') > 10  # the graph has it

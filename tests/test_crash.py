@@ -175,7 +175,8 @@ def _with_workers(
     command: str, tmp_path: Path, chute: Callable[..., Run], files: int
 ) -> tuple[subprocess.Popen[str], list[int]]:
     """Start `chute get` of `files` 2 MiB files, or `chute put` of `files` small ones,
-    as a real process; return it once its forked workers are seen, and them."""
+    as a real process; return it once its forked workers are seen, and them (a put's
+    readers are forked by its backup process, which comes last in the list)."""
     init_repo()
     src = tmp_path / "src"
     rng = random.Random(files)
@@ -192,10 +193,17 @@ def _with_workers(
     else:
         args = ["put", str(src)]
     proc = subprocess.Popen(
-        [CHUTE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [CHUTE, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal would start it
     )
     workers = wait_for_children(proc.pid, lambda: proc.poll() is None)
-    assert workers, f"chute {command} ended before its workers were seen"
+    if command == "put" and workers:
+        (backup,) = workers
+        workers = [*wait_for_children(backup, lambda: proc.poll() is None), backup]
+    assert len(workers) >= 2, f"chute {command} ended before its workers were seen"
     return proc, workers
 
 
@@ -217,16 +225,36 @@ def test_a_killed_command_leaves_no_worker_running(
     [
         ("get", 64, "a restore worker ended abruptly (killed?); the restore is incomplete"),
         ("put", 20000, "a reader process ended abruptly (killed?); nothing saved"),
+        ("put-backup", 20000, "the backup process ended without a result (killed by SIGKILL)"),
     ],
 )
 def test_a_killed_worker_fails_the_command_in_one_line(
     tmp_path: Path, chute: Callable[..., Run], command: str, files: int, message: str
 ) -> None:
-    proc, workers = _with_workers(command, tmp_path, chute, files)
-    os.kill(workers[0], signal.SIGKILL)
+    proc, workers = _with_workers(command.split("-")[0], tmp_path, chute, files)
+    os.kill(workers[-1 if command == "put-backup" else 0], signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert err.strip().splitlines() == [f"chute: {message}"]
-    if command == "put":
+    assert all_ended(workers)
+    if command.startswith("put"):
         assert snapshot_paths(chute) == []
         assert check_json(chute)["ok"]
+
+
+@pytest.mark.parametrize("whom", ["group", "process"])
+def test_an_interrupted_put_stops_in_one_line_and_leaves_nothing_behind(
+    tmp_path: Path, chute: Callable[..., Run], whom: str
+) -> None:
+    """Ctrl-C at a terminal (the whole process group) or SIGINT to chute alone."""
+    proc, workers = _with_workers("put", tmp_path, chute, 20000)
+    if whom == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["chute: interrupted"]
+    assert all_ended(workers)
+    assert snapshot_paths(chute) == []
+    assert check_json(chute)["ok"]

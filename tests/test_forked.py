@@ -6,11 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import pytest
 from procutil import all_ended, children, running
 
 from chute import forked
+from chute.errors import ChuteError, UsageError
 
 ORPHANING = """
 import threading, time
@@ -77,6 +80,79 @@ def test_workers_started_off_the_main_thread_end_with_a_killed_parent() -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert all_ended(workers, timeout=5)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+APART_ORPHAN = """
+import time
+from chute import forked
+
+def work(progress):
+    print("copy", flush=True)
+    time.sleep(120)
+
+forked.apart(work)
+"""
+
+
+def _where(progress: forked.Progress | None) -> tuple[int, int]:
+    return os.getpid(), os.getppid()
+
+
+def test_apart_runs_the_work_in_a_copy_and_hands_back_its_result() -> None:
+    pid, parent = forked.apart(_where)
+    assert parent == os.getpid() and pid != os.getpid()
+    assert forked.apart(lambda _: {"big": b"x" * (3 << 20)})["big"] == b"x" * (3 << 20)
+
+
+def test_apart_raises_the_copys_error_here() -> None:
+    def refuse(_: forked.Progress | None) -> None:
+        raise UsageError("bad   input\nhere")
+
+    def crash(_: forked.Progress | None) -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(UsageError, match=r"^bad input here$"):
+        forked.apart(refuse)
+    with pytest.raises(ValueError, match="a bug") as caught:
+        forked.apart(crash)
+    assert "in the forked process" in "".join(caught.value.__notes__)
+    assert "in crash" in "".join(caught.value.__notes__)  # its traceback came along
+
+
+def test_apart_fails_in_one_line_when_the_copy_dies_or_its_result_cannot_cross() -> None:
+    def die(_: forked.Progress | None) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with pytest.raises(ChuteError, match=r"ended without a result \(killed by SIGKILL\)"):
+        forked.apart(die)
+    with pytest.raises(ChuteError, match="cannot pickle"):
+        forked.apart(lambda _: threading.Lock())
+
+
+def test_apart_relays_the_copys_progress() -> None:
+    seen: list[tuple[int, int]] = []
+
+    def work(progress: forked.Progress | None) -> None:
+        assert progress is not None
+        progress(3, 4096)
+        time.sleep(0.35)  # the parent polls ten times a second
+
+    forked.apart(work, lambda count, size: seen.append((count, size)))
+    assert (3, 4096) in seen
+
+
+def test_the_copy_ends_with_a_killed_parent() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", APART_ORPHAN], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "copy"
+        copies = children(proc.pid)
+        assert len(copies) == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert all_ended(copies, timeout=5)
     finally:
         proc.kill()
         proc.wait()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chute import forked
 from chute.errors import Locked
 from chute.locking import EXCLUSIVE, SHARED, GuardedStore, Holder, Lock, host_hash, lock
 from chute.store.local import LocalStore
@@ -129,3 +130,45 @@ def test_a_lock_removed_by_another_process_is_lost(store: LocalStore) -> None:
 def test_an_unreadable_lock_object_does_not_block(store: LocalStore) -> None:
     store.put("locks/garbage", b"not json")
     lock(store, EXCLUSIVE, "prune", wait=0).release()
+
+
+def test_a_forked_copy_renews_the_lease_and_hands_it_back(store: LocalStore) -> None:
+    clock = Clock()
+    held = Lock(store, SHARED, "put", lease=100, clock=clock).acquire(wait=0)
+    held.pause()
+
+    def in_copy(_: object) -> None:
+        clock.now += 60
+        held.renew()  # what its renewal thread does
+
+    forked.apart(in_copy)
+    held.take_back()
+    clock.now += 60  # past this process's own trust (75 s), within the copy's renewal
+    held.verify()
+    GuardedStore(store, held).put("a", b"1")
+    held.release()
+    assert not list(store.list("locks"))
+
+
+def test_taking_back_a_lease_removed_meanwhile_loses_the_lock(store: LocalStore) -> None:
+    clock = Clock()
+    held = Lock(store, SHARED, "put", lease=100, clock=clock).acquire(wait=0)
+    held.pause()
+    store.delete(held.name)  # judged stale while the copy held it
+    held.take_back()
+    with pytest.raises(Locked, match="removed it as stale"):
+        GuardedStore(store, held).put("a", b"1")
+    held.release()
+
+
+def test_taking_back_an_unrenewed_lease_keeps_it(store: LocalStore) -> None:
+    clock = Clock()
+    held = Lock(store, SHARED, "put", lease=100, clock=clock).acquire(wait=0)
+    held.pause()
+    held.take_back()
+    clock.now += 70
+    held.verify()
+    clock.now += 10  # nobody renewed it: 80 s is past the trusted 75 s
+    with pytest.raises(Locked, match="lease ran out"):
+        held.ensure()
+    held.release()
