@@ -108,3 +108,38 @@ def test_quick_run_reports_every_phase_and_metric(tmp_path: Path) -> None:
     assert header in text
     for row in data["rows"]:
         assert f"| {PHASE_TITLES[row['phase']]} | {row['label']} |" in text
+
+
+FORKS = """
+import os, time
+MiB = 1 << 20
+
+def resident(size):
+    block = bytearray(size)
+    block[::4096] = b"x" * len(range(0, size, 4096))  # a byte in every page
+    return block
+
+shared = resident(60 * MiB)  # in every copy, never written again: counted once
+pids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        own = resident(30 * MiB)  # each copy's own
+        time.sleep(0.6)
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+"""
+
+
+def test_peak_memory_counts_every_process_and_what_they_share_once(tmp_path: Path) -> None:
+    from chute.bench import measure
+
+    done = measure.run([sys.executable, "-c", FORKS], {}, tmp_path / "forks")
+    assert done.exit_code == 0, done.tail()
+    mib = 1 << 20
+    assert done.max_rss < 110 * mib  # one process: 60 + 30 MiB and the interpreter
+    assert done.peak_memory is not None
+    # 60 + 2 x 30 MiB and the interpreter; an RSS or PSS sum over-counts or under-counts
+    assert 120 * mib < done.peak_memory < 150 * mib, done.peak_memory / mib

@@ -28,6 +28,7 @@ class Metric:
 WALL = Metric("wall", "wall time", "s")
 CPU = Metric("cpu", "CPU time (user+sys)", "s")
 RSS = Metric("max_rss", "peak RSS", "bytes")
+MEMORY = Metric("peak_memory", "peak memory, all processes", "bytes")
 ADDED = Metric("added_bytes", "bytes added", "bytes")
 REPO = Metric("repo_bytes", "repository size", "bytes")
 STATE = Metric("state_bytes", "local state (caches, graph)", "bytes")
@@ -35,13 +36,13 @@ VERIFIED = Metric("verified", "verified by hashing", "bool")
 MATCHES = Metric("matches", "paths found", "count")
 
 PHASE_METRICS: dict[str, tuple[Metric, ...]] = {
-    "init": (WALL, CPU, RSS, REPO),
-    "backup-1": (WALL, CPU, RSS, ADDED, STATE),
-    "backup-2": (WALL, CPU, RSS, ADDED),
-    "backup-nochange": (WALL, CPU, RSS, ADDED, REPO, STATE),
-    "restore": (WALL, CPU, RSS, VERIFIED),
-    "find": (WALL, CPU, RSS, MATCHES),
-    "smallfiles": (WALL, CPU, RSS, REPO, STATE),
+    "init": (WALL, CPU, RSS, MEMORY, REPO),
+    "backup-1": (WALL, CPU, RSS, MEMORY, ADDED, STATE),
+    "backup-2": (WALL, CPU, RSS, MEMORY, ADDED),
+    "backup-nochange": (WALL, CPU, RSS, MEMORY, ADDED, REPO, STATE),
+    "restore": (WALL, CPU, RSS, MEMORY, VERIFIED),
+    "find": (WALL, CPU, RSS, MEMORY, MATCHES),
+    "smallfiles": (WALL, CPU, RSS, MEMORY, REPO, STATE),
 }
 
 

@@ -38,6 +38,7 @@ class Sample:
     user: float | None = None
     system: float | None = None
     max_rss: int | None = None
+    peak_memory: int | None = None
     repo_bytes: int | None = None
     added_bytes: int | None = None
     state_bytes: int | None = None

@@ -157,7 +157,7 @@ class _Repetition:
         line = f"  {sample.phase:<16} {sample.tool:<7}"
         if sample.wall is not None:
             line += f" {sample.wall:8.2f} s wall {sample.cpu or 0:8.2f} s CPU"
-            line += f" {report.size(sample.max_rss)} RSS"
+            line += f" {report.size(sample.max_rss)} RSS {report.size(sample.peak_memory)} all"
         if sample.added_bytes:
             line += f"  +{report.size(sample.added_bytes)}"
         self.say(line + ("" if sample.ok else f"  FAILED: {sample.note}"))
@@ -188,6 +188,7 @@ class _Repetition:
             user=done.user,
             system=done.system,
             max_rss=done.max_rss,
+            peak_memory=done.peak_memory,
             repo_bytes=after,
             added_bytes=after - before,
             state_bytes=areas.tree_bytes(place.home),
