@@ -110,44 +110,52 @@ def apart(
     Fork from the main thread, with no other thread holding a lock the work
     needs (a lock's renewal: pause it first). The copy dies with this
     process. With `progress`, `work` gets a callback whose (count, bytes)
-    reach `progress` here, polled ten times a second; the result crosses a
-    pipe, pickled (an error keeps its traceback as a note). A copy that ends
-    without one (killed) fails in one line that names it as `role`.
+    reach `progress` here, polled ten times a second. The result is pickled
+    straight into a pipe and unpickled straight from it (no copy of it in
+    bytes on either side); an error keeps its traceback as a note. A copy
+    that ends without handing back a result fails in one line that names it
+    as `role`.
     """
-    shared = mmap.mmap(-1, _PROGRESS.size)  # MAP_SHARED: the copy's writes show here
+    shared = mmap.mmap(-1, _SHARED)  # MAP_SHARED: what the copy writes here shows here
     readable, writable = os.pipe()
     parent = os.getpid()
     child = os.fork()
     if child == 0:  # pragma: no cover - in the copy, which leaves through os._exit
         os.close(readable)
-        _run_apart(work, parent, writable, shared if progress is not None else None, role)
+        _run_apart(work, parent, writable, shared, progress is not None, role)
     os.close(writable)
+    outcome: tuple[bool, Any] | None = None
     try:
-        data = _collect(readable, progress, shared)
+        with open(readable, "rb") as stream:
+            while progress is not None and not select.select([stream], [], [], 0.1)[0]:
+                progress(*_PROGRESS.unpack_from(shared))
+            with contextlib.suppress(Exception):  # cut short: the copy ended, or failed to pickle
+                outcome = pickle.load(stream)
     except BaseException:  # Ctrl-C, say: the copy stops as a put in this process would
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGINT)
         os.waitpid(child, 0)
         raise
-    finally:
-        os.close(readable)
     _, status = os.waitpid(child, 0)
-    if not data:
-        raise ChuteError(f"{role} ended without a result ({_ended(status)})")
-    ok, value = pickle.loads(data)
+    if outcome is None:
+        reason = shared[_PROGRESS.size :].rstrip(b"\0").decode(errors="replace")
+        raise ChuteError(f"{role} {reason or 'ended without a result'} ({_ended(status)})")
+    ok, value = outcome
     if ok:
         return value
     raise value
 
 
 _PROGRESS = struct.Struct("<qq")
+_SHARED = 4096  # the progress, then why a result could not be handed back
 
 
 def _run_apart(
     work: Callable[[Progress | None], T],
     parent: int,
     pipe: int,
-    shared: mmap.mmap | None,
+    shared: mmap.mmap,
+    relaying: bool,
     role: str,
 ) -> None:
     code = 1
@@ -156,40 +164,28 @@ def _run_apart(
             threading.Thread(target=_watch, args=(parent,), daemon=True).start()
         if os.getppid() != parent:
             return
-        relay = (
-            None
-            if shared is None
-            else lambda count, size: _PROGRESS.pack_into(shared, 0, count, size)
-        )
+
+        def relay(count: int, size: int) -> None:
+            _PROGRESS.pack_into(shared, 0, count, size)
+
         try:
-            payload: tuple[bool, Any] = (True, work(relay))
+            payload: tuple[bool, Any] = (True, work(relay if relaying else None))
         except BaseException as exc:
             if not isinstance(exc, ChuteError):
                 exc.add_note("in the forked process:\n" + "".join(traceback.format_exception(exc)))
             payload = (False, exc)
-        try:
-            data = pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # what pickle cannot carry: say so
-            what = "its result" if payload[0] else f"{type(payload[1]).__name__}: {payload[1]}"
-            error = ChuteError(f"{role} could not hand back {what} ({exc})")
-            data = pickle.dumps((False, error))
         with open(pipe, "wb") as stream:
-            stream.write(data)
+            try:
+                pickle.dump(payload, stream, pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # what pickle cannot carry: say why, where the parent reads
+                what = "its result" if payload[0] else f"{type(payload[1]).__name__}: {payload[1]}"
+                room = _SHARED - _PROGRESS.size
+                reason = f"could not hand back {what} ({exc})".encode()[:room]
+                shared[_PROGRESS.size : _PROGRESS.size + len(reason)] = reason
+                return
         code = 0
     finally:
         os._exit(code)
-
-
-def _collect(readable: int, progress: Progress | None, shared: mmap.mmap) -> bytes:
-    blocks: list[bytes] = []
-    while True:
-        if progress is not None and not select.select([readable], [], [], 0.1)[0]:
-            progress(*_PROGRESS.unpack_from(shared))
-            continue
-        block = os.read(readable, 1 << 20)
-        if not block:
-            return b"".join(blocks)
-        blocks.append(block)
 
 
 def _ended(status: int) -> str:

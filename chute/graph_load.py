@@ -1,6 +1,6 @@
 """Loading a snapshot's triples ahead of its transaction.
 
-`BulkLoader` hands batches of N-Triples lines to a load function from
+`BulkLoader` hands batches of N-Triples text to a load function from
 threads of its own, so the walk that makes the next batch runs meanwhile:
 into the embedded store through Oxigraph's bulk loader (no transaction,
 several times faster than one; it releases the GIL), into a graph on a
@@ -45,7 +45,7 @@ LOADERS = 2
 # server applies each as a transaction of its own; more at once would contend there).
 REMOTE_LOADERS = 1
 
-Load = Callable[[list[str]], None]
+Load = Callable[[str], None]  # N-Triples lines, joined
 
 
 def loader_for(store: object) -> BulkLoader | None:
@@ -53,20 +53,20 @@ def loader_for(store: object) -> BulkLoader | None:
     if isinstance(store, ox.Store):
         return BulkLoader(_embedded_load(store), LOADERS)
     if isinstance(store, RemoteStore):
-        return BulkLoader(store.insert_lines, REMOTE_LOADERS)
+        return BulkLoader(lambda text: store.insert_lines(text.split("\n")), REMOTE_LOADERS)
     return None
 
 
 def _embedded_load(store: ox.Store) -> Load:
-    def load(lines: list[str]) -> None:
+    def load(text: str) -> None:
         # As str: Oxigraph reads its UTF-8 in place, no bytes copy.
-        store.bulk_load("\n".join(lines), format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT)
+        store.bulk_load(text, format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT)
 
     return load
 
 
 class BulkLoader:
-    """Load batches of N-Triples lines from threads of its own.
+    """Load batches of N-Triples text from threads of its own.
 
     The walk making the next batch runs while `threads` batches load. One
     more batch waits (memory stays flat); `close` waits for all of them and
@@ -77,11 +77,11 @@ class BulkLoader:
     def __init__(self, load: Load, threads: int) -> None:
         self._load: Load | None = load  # dropped by close: the store closes with History
         self._count = threads
-        self._queue: queue.Queue[list[str] | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=1)
         self._threads: list[threading.Thread] = []
         self._error: BaseException | None = None
 
-    def __call__(self, lines: list[str]) -> None:
+    def __call__(self, text: str) -> None:
         if self._error is not None:
             raise self._error
         if self._load is None:
@@ -95,13 +95,13 @@ class BulkLoader:
             ]
             for thread in self._threads:
                 thread.start()
-        self._queue.put(lines)
+        self._queue.put(text)
 
     def _run(self, load: Load) -> None:
-        while (lines := self._queue.get()) is not None:
+        while (text := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    load(lines)
+                    load(text)
                 except OSError as exc:  # a full disk, say: one line, not a traceback
                     self._error = graph_write_error(exc)
                 except BaseException as exc:  # handed to the writer's thread by close()

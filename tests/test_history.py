@@ -178,9 +178,9 @@ def test_a_put_written_in_many_bulk_loads_gives_the_graph_a_rebuild_gives(
     batches: list[int] = []
     real = graph_load.BulkLoader.__call__
 
-    def counted(self: graph_load.BulkLoader, lines: list[str]) -> None:
-        batches.append(len(lines))
-        real(self, lines)
+    def counted(self: graph_load.BulkLoader, text: str) -> None:
+        batches.append(len(text.splitlines()))
+        real(self, text)
 
     monkeypatch.setattr(graph_load.BulkLoader, "__call__", counted)
     src = tmp_path / "all"
