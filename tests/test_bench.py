@@ -125,7 +125,7 @@ for _ in range(2):
     pid = os.fork()
     if pid == 0:
         own = resident(30 * MiB)  # each copy's own
-        time.sleep(0.6)
+        time.sleep(1.0)  # ten samples
         os._exit(0)
     pids.append(pid)
 for pid in pids:
