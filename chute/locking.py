@@ -335,6 +335,7 @@ class GuardedStore(BlobStore):
         self.inner = inner
         self.lock = lock
         self.location = inner.location
+        self.forkable = inner.forkable
 
     def put(self, name: str, data: bytes | memoryview, replace: bool = False) -> None:
         self.lock.ensure()

@@ -131,9 +131,12 @@ def _backup(repo: Repository, opts: PutOptions, held: Lock) -> PutResult:
     1 GiB of mixed files ~45 MiB instead of ~90 (the backup's buffers and
     the arenas its threads fragmented, which `malloc_trim` cannot wholly
     return, all go with the copy). Only from the main thread (a server's
-    threads back up in place); the copy renews the lock meanwhile.
+    threads back up in place), and with a store a copy may use beside this
+    process (not one holding network connections, which both would share);
+    the copy renews the lock meanwhile.
     """
-    if not (forked.available() and threading.current_thread() is threading.main_thread()):
+    main = threading.current_thread() is threading.main_thread()
+    if not (repo.store.forkable and main and forked.available()):
         result = put(repo, opts)
         release_free_memory()  # the backup's buffers, before the graph phase allocates
         return result
