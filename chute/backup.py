@@ -180,10 +180,10 @@ class _Walker:
         old = self._old_children(parent_root)
         top_name = os.fsdecode(name)
         self._strip = len(top_name) + 1
-        if stat.S_ISDIR(st.st_mode) and forked.available():
-            with contextlib.suppress(OSError):  # cannot fork: small batches stay in threads
-                self._readers = forked.pool(READERS, _Reader(self.repo, self.writer.salt))
         try:
+            if stat.S_ISDIR(st.st_mode) and forked.available():
+                with contextlib.suppress(OSError):  # cannot fork: small batches stay in threads
+                    self._readers = forked.pool(READERS, _Reader(self.repo, self.writer.salt))
             top = self._visit(root, top_name, st, top_name, old, None)
             self._submit_batch()
             for future in self._futures:

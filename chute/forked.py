@@ -36,7 +36,7 @@ import struct
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -77,11 +77,16 @@ def pool(workers: int, state: Any) -> ProcessPoolExecutor:
             started,
         ),
     )
+    # SIGINT waits until a worker ignores it: Ctrl-C in the moment between the fork
+    # and that would break the new worker's start with a traceback of its own.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         executor.submit(int).result()  # fork now, not from the thread of a later submit
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)  # the workers that did start
         raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return executor
 
 
@@ -119,10 +124,16 @@ def apart(
     shared = mmap.mmap(-1, _SHARED)  # MAP_SHARED: what the copy writes here shows here
     readable, writable = os.pipe()
     parent = os.getpid()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - in the copy, which leaves through os._exit
-        os.close(readable)
-        _run_apart(work, parent, writable, shared, progress is not None, role)
+    # Ctrl-C waits until each side is where it can take it: in the copy, inside
+    # what ends it through os._exit (not back in the caller's code, as a second parent).
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - in the copy, which leaves through os._exit
+            os.close(readable)
+            _run_apart(work, parent, writable, shared, progress is not None, role, mask)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     os.close(writable)
     outcome: tuple[bool, Any] | None = None
     try:
@@ -157,9 +168,11 @@ def _run_apart(
     shared: mmap.mmap,
     relaying: bool,
     role: str,
+    mask: Iterable[int],
 ) -> None:
     code = 1
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if not _kernel_ends_orphan():
             threading.Thread(target=_watch, args=(parent,), daemon=True).start()
         if os.getppid() != parent:
@@ -200,7 +213,8 @@ def _start(parent: int, from_main: bool, given: Any, started: Any) -> None:
     with started.get_lock():
         started.value += 1
         _number = started.value
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # and one that came meanwhile is dropped
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if not (from_main and _kernel_ends_orphan()):
         threading.Thread(target=_watch, args=(parent,), daemon=True).start()
     if os.getppid() != parent:  # the parent died before either took effect

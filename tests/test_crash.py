@@ -202,8 +202,9 @@ def _with_workers(
     workers = wait_for_children(proc.pid, lambda: proc.poll() is None)
     if command == "put" and workers:
         (backup,) = workers
-        workers = [*wait_for_children(backup, lambda: proc.poll() is None), backup]
-    assert len(workers) >= 2, f"chute {command} ended before its workers were seen"
+        readers = wait_for_children(backup, lambda: proc.poll() is None)
+        workers = [*readers, backup] if readers else []
+    assert workers, f"chute {command} ended before its workers were seen"
     return proc, workers
 
 

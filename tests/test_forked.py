@@ -70,16 +70,22 @@ def test_each_worker_of_a_pool_has_a_number_of_its_own() -> None:
 
 
 def test_workers_started_off_the_main_thread_end_with_a_killed_parent() -> None:
-    proc = subprocess.Popen([sys.executable, "-c", ORPHANING], stdout=subprocess.PIPE, text=True)
+    # The thread that forked them has ended: they must live on until the parent dies.
+    _killed_parent_leaves_none(ORPHANING, "ready", workers=2, settle=0.7)
+
+
+def _killed_parent_leaves_none(script: str, ready: str, workers: int, settle: float) -> None:
+    """Start `script`; once it prints `ready`, kill it: its forked children must end too."""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        workers = children(proc.pid)
-        assert len(workers) == 2
-        time.sleep(0.7)  # the thread that forked them has ended; they must live on
-        assert all(running(pid) for pid in workers)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == ready
+        forked_ones = children(proc.pid)
+        assert len(forked_ones) == workers
+        time.sleep(settle)
+        assert all(running(pid) for pid in forked_ones)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert all_ended(workers, timeout=5)
+        assert all_ended(forked_ones, timeout=5)
     finally:
         proc.kill()
         proc.wait()
@@ -145,14 +151,4 @@ def test_apart_relays_the_copys_progress() -> None:
 
 
 def test_the_copy_ends_with_a_killed_parent() -> None:
-    proc = subprocess.Popen([sys.executable, "-c", APART_ORPHAN], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "copy"
-        copies = children(proc.pid)
-        assert len(copies) == 1
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert all_ended(copies, timeout=5)
-    finally:
-        proc.kill()
-        proc.wait()
+    _killed_parent_leaves_none(APART_ORPHAN, "copy", workers=1, settle=0)
