@@ -26,7 +26,9 @@ from chute.graph_remote import RemoteStore
 # Oxigraph while it runs; halving 50k to 25k cut a 50k-file put's peak RSS by ~27 MiB
 # at no measurable cost in time (fewer lines per load means more files to compact).
 # Halving again to 12.5k cut another 28 MiB and cost 8% of the time of that put.
-BULK_BATCH = 25_000
+# 18k, once the graph phase (not the backup's) was a put's peak: 20-29 MiB lower than
+# 25k on that put and 19 MiB on `mixed`, for 1.00-1.03x the time (A/Bs of 6-8 pairs).
+BULK_BATCH = 18_000
 # Every line chute loads is its own: made by `chute.graph_lines` (IRIs of hex ids,
 # literals with JSON's escapes) or printed from pyoxigraph terms. So Oxigraph's
 # parser may skip validating IRIs: that cut the bulk load of a 50k-file snapshot
