@@ -79,7 +79,7 @@ READ_AHEAD = 64 << 20
 # waiting on one another's GIL. They fork when the walk starts, while this process
 # is small: forked at the first small batch, after the windows and read buffers had
 # grown, each kept ~50 MiB of pages the put's process had since rewritten (copy on
-# write), and on `mixed` the put's processes together peaked at 250-275 MiB of PSS
+# write), and on `mixed` the put's processes together peaked at 245-276 MiB of PSS
 # instead of 170-200.
 READERS = 2
 
