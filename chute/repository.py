@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import mmap
 import os
 import queue
 import struct
@@ -41,6 +42,7 @@ from typing import Any
 
 import zstandard
 
+from chute import directio
 from chute.chunking import Chunker
 from chute.crypto import (
     F_ZSTD,
@@ -490,7 +492,13 @@ class BlobWriter:
         self._tree_bytes = 0
         self._lock = threading.Lock()
         self._compressor = threading.local()
-        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(self.QUEUE_WINDOWS)
+        self._queue: queue.Queue[tuple[int, mmap.mmap, int] | None] = queue.Queue(
+            self.QUEUE_WINDOWS
+        )
+        # Windows are built in a few reused page-aligned buffers, which a local store
+        # writes past the page cache (chute.directio): a cold first backup of `mixed`
+        # spent a tenth of its CPU time copying its blob into the cache.
+        self._buffers = directio.Buffers(self.window)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._write_windows, name="chute-window")
         self._thread.start()
@@ -551,7 +559,12 @@ class BlobWriter:
                 taken.append(piece)
                 need -= len(piece)
         self._pending -= size
-        self._queue.put((self._number, b"".join(taken)))
+        buffer = self._buffers.take()
+        at = 0
+        for piece in taken:
+            buffer[at : at + len(piece)] = piece
+            at += len(piece)
+        self._queue.put((self._number, buffer, size))
         self._number += 1
 
     def _write_windows(self) -> None:
@@ -561,17 +574,20 @@ class BlobWriter:
                 return
             if self._error is not None:
                 continue  # drain: the error is reported by append or commit
-            number, data = item
+            number, buffer, size = item
             try:
-                self._checksum.update(data)
-                self._window_hashes.append(hashlib.sha256(data).hexdigest())
-                self.repo.store.put(f"{self.name.path}/0/{self.window}/{number}", data)
+                with memoryview(buffer)[:size] as data:
+                    self._checksum.update(data)
+                    self._window_hashes.append(hashlib.sha256(data).hexdigest())
+                    self.repo.store.put(f"{self.name.path}/0/{self.window}/{number}", data)
             except BaseException as exc:  # handed to the appending thread
                 self._error = exc
+            self._buffers.give(buffer)
 
     def _finish_windows(self) -> None:
         self._queue.put(None)
         self._thread.join()
+        self._buffers.close()
         if self._error is not None:
             raise self._error
 
@@ -581,6 +597,7 @@ class BlobWriter:
             self._error = self._error or StorageError("put aborted")
             self._queue.put(None)
             self._thread.join()
+        self._buffers.close()
 
     @property
     def stored_bytes(self) -> int:

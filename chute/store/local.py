@@ -4,7 +4,8 @@ Writes go to `.tmp/` inside the store, are fsync'd, then linked into place
 (`os.link` fails if the name exists, so two writers can never overwrite each
 other's object) and the directory is fsync'd. A crash leaves at most a file
 in `.tmp/`, which is never listed; names whose first segment is `.tmp` are
-refused, so no object can reach that area.
+refused, so no object can reach that area. A big write from a page-aligned
+buffer (a put's windows) goes past the page cache (`chute.directio`).
 
 A directory is not an object: `d` is absent while only `d/f` exists.
 """
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from chute import directio
 from chute.errors import BlobConflict, NotFound, StorageError, UsageError
 from chute.store.base import BlobStore, check_name, check_range
 
@@ -38,6 +40,7 @@ class LocalStore(BlobStore):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.location = str(root)
+        self._direct = True  # until the file system refuses O_DIRECT (chute.directio)
 
     def _path(self, name: str) -> Path:
         if check_name(name).split("/", 1)[0] == TMP:
@@ -50,14 +53,7 @@ class LocalStore(BlobStore):
         tmp = tmpdir / uuid.uuid4().hex
         try:
             tmpdir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write(tmp, data)
             path.parent.mkdir(parents=True, exist_ok=True)
             if replace:
                 os.replace(tmp, path)
@@ -68,6 +64,26 @@ class LocalStore(BlobStore):
             raise _storage_error(exc, f"cannot write {name}") from exc
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _write(self, tmp: Path, data: bytes | memoryview) -> None:
+        """Write and fsync a new file, past the page cache where the data allows it."""
+        direct = self._direct and directio.wants_direct(data)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(tmp, flags | directio.O_DIRECT if direct else flags, 0o644)
+        except OSError as exc:
+            if not direct or exc.errno != errno.EINVAL:
+                raise
+            self._direct = direct = False  # this file system takes no O_DIRECT
+            tmp.unlink(missing_ok=True)  # the refused open may have made it
+            fd = os.open(tmp, flags, 0o644)
+        try:
+            went_direct = directio.write_all(fd, data, direct)
+            if direct and not went_direct:
+                self._direct = False  # refused at the first write
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _link_new(self, tmp: Path, path: Path, data: bytes | memoryview) -> None:
         try:
