@@ -50,6 +50,7 @@ XSD_BASE64 = n(XSD + "base64Binary")
 
 SNAPSHOT = c("Snapshot")
 MOUNT = c("Mount")
+DIRECTORY = c("Directory")
 ROOT = c("root")
 CONTAINS = c("contains")
 PATH = c("path")

@@ -34,7 +34,7 @@ from chute.graph_lines import (
     text_of,
     version_lines,
 )
-from chute.graph_terms import PROV, RDF, ROOT, SNAPSHOT, A, c, dt, n
+from chute.graph_terms import DIRECTORY, PROV, RDF, ROOT, SNAPSHOT, A, c, dt, n
 from chute.ids import ChunkId, SnapshotName, parse_timestamp
 from chute.tree import Entry, decode_listing_texts
 
@@ -189,7 +189,7 @@ class SnapshotWriter:
         self.add(run, n(PROV + "endedAtTime"), dt(float(meta.get("ended", 0))))
         self.add(run, c("chuteVersion"), ox.Literal(str(meta.get("version", ""))))
         if not self.known([self.root]):
-            self.add(root, A, c("Directory"))
+            self.add(root, A, DIRECTORY)
             self.send_ahead(root_lines(self.root))
             self.view.pending_paths[self.root] = ""
             self.walk(self.root, root_tree)

@@ -195,6 +195,33 @@ def test_a_put_written_in_many_bulk_loads_gives_the_graph_a_rebuild_gives(
     assert len(before) == len(after) and before.isomorphic(after)
 
 
+def test_a_graph_without_directories_is_not_asked_about_them(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first snapshot asks nothing per directory; a later one stops at the versions it finds."""
+    asked: list[list[str]] = []
+    found: list[str] = []
+    real = History.known
+
+    def counted(self: History, iris: list[str]) -> set[str]:
+        asked.append(iris)
+        known = real(self, iris)
+        found.extend(known)
+        return known
+
+    monkeypatch.setattr(History, "known", counted)
+    src = tmp_path / "all"
+    make_every_kind_tree(src)
+    chute("put", str(src))
+    assert asked == []
+    chute("put", "--label", "again", str(src))  # the same directory versions, another mount
+    assert asked and found == [i for batch in asked for i in batch]
+    before = _export(chute)
+    chute("graph", "rebuild")
+    after = _export(chute)
+    assert len(before) == len(after) and before.isomorphic(after)
+
+
 def test_forget_leaves_the_graph_a_rebuild_gives(
     tmp_path: Path,
     chute: Callable[..., Run],
