@@ -21,6 +21,7 @@ import pyoxigraph as ox
 
 from chute.errors import StorageError
 from chute.graph_remote import RemoteStore
+from chute.memory import map_big_blocks
 
 # Lines per batch. Each load is a few MiB of text and about twice that inside
 # Oxigraph while it runs; halving 50k to 25k cut a 50k-file put's peak RSS by ~27 MiB
@@ -53,6 +54,7 @@ Load = Callable[[str], None]  # N-Triples lines, joined
 def loader_for(store: object) -> BulkLoader | None:
     """Return a loader for what may go ahead into `store`, if it takes batches."""
     if isinstance(store, ox.Store):
+        map_big_blocks()  # each load's big buffers go back to the system when it ends
         return BulkLoader(_embedded_load(store), LOADERS)
     if isinstance(store, RemoteStore):
         return BulkLoader(lambda text: store.insert_lines(text.split("\n")), REMOTE_LOADERS)
