@@ -89,7 +89,8 @@ class Buffers:
         with self._lock:
             if self._free:
                 return self._free.pop()
-        return mmap.mmap(-1, self.size)
+        # Private: a process forked later gets a copy, never this process's writes.
+        return mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
     def give(self, buffer: mmap.mmap) -> None:
         """Take a buffer back for reuse."""
