@@ -214,9 +214,9 @@ class History:
         """Tell whether the graph holds any directory version (else it knows none of them).
 
         A graph's first snapshot then asks nothing per directory: on 50,000
-        small files the embedded store's lookups took 0.4 s (loads going on
-        make it slow to read), and a SPARQL server is spared a query per
-        listing. (The walk's own directory types commit after it, unseen by it.)
+        small files the embedded store's lookups held the GIL for 0.4 s, and
+        a SPARQL server is spared a query per listing. (The walk's own
+        directory types commit after it, unseen by it.)
         """
         answer = self.store.query(f"ASK {{ ?version {A} {DIRECTORY} }}")
         assert isinstance(answer, ox.QueryBoolean)
