@@ -40,7 +40,7 @@ from pathlib import Path
 
 import xattr
 
-from chute import forked
+from chute import directio, forked
 from chute.crypto import T_DATA
 from chute.errors import ChuteError, IntegrityError, NotFound, StorageError, TargetExists
 from chute.ids import ChunkId
@@ -267,7 +267,7 @@ class _Restorer:
                 if sparse and data == bytes(len(data)):
                     os.lseek(fd, len(data), os.SEEK_CUR)
                 else:
-                    _write_all(fd, data)
+                    directio.write_all(fd, data, direct=False)
             if sparse or entry["size"] == 0:
                 os.ftruncate(fd, entry["size"])
             if sha.hexdigest() != entry["sha256"]:
@@ -321,12 +321,6 @@ def _files_in_worker(batch: Batch) -> _Done:
     """Restore a batch in a forked worker, with the restorer it was started from."""
     restorer: _Restorer = forked.state()
     return restorer.files_of(batch)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def prepare_target(target: Path) -> None:
