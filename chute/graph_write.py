@@ -228,10 +228,9 @@ class SnapshotWriter:
                 lines.append(f"{parent}{iri}> .")
                 if iri in before or iri in paths or iri in known:
                     continue
-                is_dir = entry["type"] == "dir"
-                paths[iri] = child_path
                 version_lines(lines, self.iris, self.attributes, iri, child_path, entry)
-                if is_dir:
+                if entry["type"] == "dir":
+                    paths[iri] = child_path  # only a directory's path is ever asked for
                     self.commit.append(directory_type(iri))
                     new_dirs.append((iri, child_path, ChunkId.from_hex(entry["tree"])))
             self.view.pending_children[parent_iri] = kids
