@@ -13,6 +13,7 @@ is safe after a crash.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import pyoxigraph as ox
 
 from chute.errors import StorageError
 from chute.graph_remote import RemoteStore
-from chute.memory import map_big_blocks
+from chute.memory import map_big_blocks, release_free_memory
 
 # Lines per batch. Each load is a few MiB of text and about twice that inside
 # Oxigraph while it runs; halving 50k to 25k cut a 50k-file put's peak RSS by ~27 MiB
@@ -48,6 +49,13 @@ LOADERS = 2
 # server applies each as a transaction of its own; more at once would contend there).
 REMOTE_LOADERS = 1
 
+# What the walk lets go (each listing once read) and what each load frees stay in
+# glibc's heaps, between blocks still in use: at the end of a put of 50k small files,
+# 31 MiB of its ten heaps were free (17 MiB of the main one), their pages resident.
+# Giving free pages back every 8 loads cut that put's peak RSS by 12 MiB (0.92x,
+# 8 pairs) for 1.01x its wall time; after every load, by 17 MiB for 1.06x.
+TRIM_EVERY = 8
+
 Load = Callable[[str], None]  # N-Triples lines, joined
 
 
@@ -62,9 +70,13 @@ def loader_for(store: object) -> BulkLoader | None:
 
 
 def _embedded_load(store: ox.Store) -> Load:
+    loads = itertools.count(1)  # next() on it is atomic: the loader threads share it
+
     def load(text: str) -> None:
         # As str: Oxigraph reads its UTF-8 in place, no bytes copy.
         store.bulk_load(text, format=ox.RdfFormat.N_TRIPLES, lenient=LENIENT)
+        if next(loads) % TRIM_EVERY == 0:
+            release_free_memory()
 
     return load
 

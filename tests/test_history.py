@@ -195,6 +195,35 @@ def test_a_put_written_in_many_bulk_loads_gives_the_graph_a_rebuild_gives(
     assert len(before) == len(after) and before.isomorphic(after)
 
 
+def test_embedded_bulk_loads_give_free_memory_back_every_few_loads(
+    tmp_path: Path,
+    chute: Callable[..., Run],
+    repo_ready: None,
+    graph_backend: GraphBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The embedded store's loader trims the heaps after every `TRIM_EVERY`-th load."""
+    monkeypatch.setattr(graph_load, "BULK_BATCH", 3)
+    loads: list[str] = []
+    trims: list[int] = []
+    real = graph_load.BulkLoader.__call__
+
+    def counted(self: graph_load.BulkLoader, text: str) -> None:
+        loads.append(text)
+        real(self, text)
+
+    monkeypatch.setattr(graph_load.BulkLoader, "__call__", counted)
+    monkeypatch.setattr(graph_load, "release_free_memory", lambda: trims.append(len(loads)))
+    src = tmp_path / "all"
+    make_every_kind_tree(src)
+    chute("put", str(src))
+    assert len(loads) > 2 * graph_load.TRIM_EVERY
+    if graph_backend.remote:
+        assert trims == []
+    else:
+        assert len(trims) == len(loads) // graph_load.TRIM_EVERY
+
+
 def test_a_graph_without_directories_is_not_asked_about_them(
     tmp_path: Path, chute: Callable[..., Run], repo_ready: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
