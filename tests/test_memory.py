@@ -46,4 +46,3 @@ def test_big_blocks_go_back_to_the_system_once_mapped_on_their_own() -> None:
     assert after - before >= 48  # glibc's own rule kept the 64 MiB in the heap
     before, after = _anon_before_and_after("fixed")
     assert after - before <= 8
-
