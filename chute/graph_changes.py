@@ -40,6 +40,7 @@ from chute.errors import UsageError
 from chute.graph_terms import (
     ATTRIBUTES,
     CONTAINS,
+    DIRECTORY,
     HAS_HASH,
     META,
     MOUNT,
@@ -64,7 +65,12 @@ Subject = ox.NamedNode | ox.BlankNode | ox.Triple
 
 
 class TreeView:
-    """Children and paths of entry versions: pending ones first, then the store's."""
+    """Children and paths of entry versions: pending ones first, then the store's.
+
+    What is read from the store is kept (a put reads the previous versions of
+    the directories it changed, then compares the two trees). On a SPARQL
+    server, `prefetch` reads the children of many directories in one request.
+    """
 
     def __init__(
         self,
@@ -78,6 +84,9 @@ class TreeView:
         self.pending_children = children or {}
         self.pending_paths = paths or {}
         self._read: dict[str, list[str]] = {}
+        self._paths: dict[str, str] = {}
+        # A SPARQL server: each read is a round trip, so reads are worth grouping.
+        self.remote = not isinstance(store, ox.Store)
 
     def children(self, iri: str) -> list[str]:
         kids = self.pending_children.get(iri)
@@ -90,11 +99,36 @@ class TreeView:
 
     def path(self, iri: str) -> str:
         path = self.pending_paths.get(iri)
-        if path is not None:
-            return path
-        for quad in self.store.quads_for_pattern(n(iri), PATH, None):
-            return value(quad.object)
-        return ""
+        if path is None:
+            path = self._paths.get(iri)
+        if path is None:
+            quads = self.store.quads_for_pattern(n(iri), PATH, None)
+            path = self._paths[iri] = next((value(q.object) for q in quads), "")
+        return path
+
+    def prefetch(self, directories: list[str]) -> None:
+        """Read the children of stored `directories`, with the paths of theirs, at once.
+
+        Only from a SPARQL server, where each directory read alone is a round
+        trip: a put of 5% changes to 21,000 files asked 1,500 of them. The
+        embedded store reads each one as fast when it is asked for.
+        """
+        if not self.remote:
+            return
+        held = self.pending_children.keys() | self._read.keys()
+        wanted = [d for d in dict.fromkeys(directories) if d not in held]
+        for part in _chunks(wanted, QUERY_BATCH):
+            query = (
+                f"SELECT ?d ?c ?path WHERE {{ VALUES ?d {{ {_values(part)} }} ?d {CONTAINS} ?c"
+                f" OPTIONAL {{ ?c {A} {DIRECTORY} ; {PATH} ?path }} }}"
+            )
+            found: dict[str, list[str]] = {d: [] for d in part}
+            for row in _solutions(self.store, query):
+                child = value(row["c"])
+                found[value(row["d"])].append(child)
+                if row["path"] is not None:
+                    self._paths[child] = value(row["path"])
+            self._read.update(found)
 
 
 def diff(view: TreeView, old_root: str | None, new_root: str | None) -> tuple[list[str], list[str]]:

@@ -43,6 +43,14 @@ if TYPE_CHECKING:
     from chute.repository import BlobIndex
 
 Term = ox.NamedNode | ox.Literal
+_Pending = tuple[str, str, ChunkId, str | None]  # a new directory version: IRI, path, tree, old IRI
+
+# Directories walked at once (their listings decoded together) on a SPARQL server,
+# which is asked about each group in one request: a put of 5% changes to `mixed`
+# asked 1,537 times one directory at a time, 78 times in groups of 16 and 38 in
+# groups of 64 (7 MiB more at its peak). The embedded store answers as fast one
+# directory at a time: 64 at a time there, the same put peaked 9 MiB higher.
+WALK_GROUP = 32
 
 
 class TreeSource(Protocol):
@@ -199,43 +207,69 @@ class SnapshotWriter:
 
         Each new directory version is walked beside the previous snapshot's
         version of the same directory: a child that was there already is
-        known without asking the store.
+        known without asking the store. On a SPARQL server directories go
+        `WALK_GROUP` at a time, and the server is asked about a group's
+        previous versions and new subdirectories in one request each.
         """
-        paths = self.view.pending_paths
+        size = WALK_GROUP if self.view.remote else 1
+        stack: list[_Pending] = [(root, "", tree, self.previous_root)]
+        while stack:
+            group = stack[-size:]
+            del stack[-size:]
+            self.view.prefetch([old for *_, old in group if old])
+            listings = [self._children(path, tree) for _, path, tree, _ in group]
+            befores = [set(self.view.children(old)) if old else set() for *_, old in group]
+            known = self.known(
+                [
+                    iri
+                    for children, before in zip(listings, befores, strict=True)
+                    for entry, _, iri in children
+                    if entry["type"] == "dir" and iri not in before
+                ]
+            )
+            for (parent_iri, _, _, _), children, before in zip(
+                group, listings, befores, strict=True
+            ):
+                stack.extend(self._write_children(parent_iri, children, before, known))
+
+    def _children(self, path: str, tree: ChunkId) -> list[tuple[Entry, str, str]]:
+        """Return a listing's entries with their paths and IRIs."""
         name_id = self.source.hasher.name_id
         entry_iri = self.iris.entry
-        stack: list[tuple[str, str, ChunkId, str | None]] = [(root, "", tree, self.previous_root)]
-        while stack:
-            parent_iri, path, tree, old = stack.pop()
-            before = set(self.view.children(old)) if old else set()
-            parent = contains_head(parent_iri)
-            kids: list[str] = []
-            lines: list[str] = []
-            new_dirs: list[tuple[str, str, ChunkId]] = []
-            children = []
-            for entry, text in self.listing(tree):
-                child_path = f"{path}/{entry['name']}" if path else entry["name"]
-                kind = "dir" if entry["type"] == "dir" else "file"
-                iri = entry_iri(kind, name_id(kind, child_path, text))
-                children.append((entry, child_path, iri))
-            # The graph is asked about a listing's new subdirectories at once (a round trip
-            # to a SPARQL server per listing, not per directory).
-            known = self.known(
-                [i for e, _, i in children if e["type"] == "dir" and i not in before]
-            )
-            for entry, child_path, iri in children:
-                kids.append(iri)
-                lines.append(f"{parent}{iri}> .")
-                if iri in before or iri in paths or iri in known:
-                    continue
-                version_lines(lines, self.iris, self.attributes, iri, child_path, entry)
-                if entry["type"] == "dir":
-                    paths[iri] = child_path  # only a directory's path is ever asked for
-                    self.commit.append(directory_type(iri))
-                    new_dirs.append((iri, child_path, ChunkId.from_hex(entry["tree"])))
-            self.view.pending_children[parent_iri] = kids
-            self.send_ahead(lines)
-            if new_dirs:
-                gone = before.difference(kids)
-                olds = {self.view.path(x): x for x in gone if self.iris.is_dir(x)}
-                stack.extend((iri, p, t, olds.get(p)) for iri, p, t in new_dirs)
+        children = []
+        for entry, text in self.listing(tree):
+            child_path = f"{path}/{entry['name']}" if path else entry["name"]
+            kind = "dir" if entry["type"] == "dir" else "file"
+            children.append((entry, child_path, entry_iri(kind, name_id(kind, child_path, text))))
+        return children
+
+    def _write_children(
+        self,
+        parent_iri: str,
+        children: list[tuple[Entry, str, str]],
+        before: set[str],
+        known: set[str],
+    ) -> list[_Pending]:
+        """Write one directory's new children; return its new subdirectories to walk."""
+        paths = self.view.pending_paths
+        parent = contains_head(parent_iri)
+        kids: list[str] = []
+        lines: list[str] = []
+        new_dirs: list[tuple[str, str, ChunkId]] = []
+        for entry, child_path, iri in children:
+            kids.append(iri)
+            lines.append(f"{parent}{iri}> .")
+            if iri in before or iri in paths or iri in known:
+                continue
+            version_lines(lines, self.iris, self.attributes, iri, child_path, entry)
+            if entry["type"] == "dir":
+                paths[iri] = child_path  # only a directory's path is ever asked for
+                self.commit.append(directory_type(iri))
+                new_dirs.append((iri, child_path, ChunkId.from_hex(entry["tree"])))
+        self.view.pending_children[parent_iri] = kids
+        self.send_ahead(lines)
+        if not new_dirs:
+            return []
+        gone = before.difference(kids)
+        olds = {self.view.path(x): x for x in gone if self.iris.is_dir(x)}
+        return [(iri, p, t, olds.get(p)) for iri, p, t in new_dirs]

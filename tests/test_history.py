@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from treeutil import make_every_kind_tree
 import chute.graph as graph_module
 import chute.graph_changes as graph_changes
 import chute.graph_load as graph_load
+import chute.graph_remote as graph_remote
 from chute.errors import UsageError
 from chute.graph import History
 
@@ -222,6 +224,48 @@ def test_embedded_bulk_loads_give_free_memory_back_every_few_loads(
         assert trims == []
     else:
         assert len(trims) == len(loads) // graph_load.TRIM_EVERY
+
+
+def test_a_put_asks_a_server_about_directories_in_groups(
+    tmp_path: Path,
+    chute: Callable[..., Run],
+    repo_ready: None,
+    graph_backend: GraphBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A put changing 81 directories asks a SPARQL server a few times, not per directory.
+
+    The previous versions of the changed directories (their children, the
+    paths of their subdirectories) and the new subdirectories the graph may
+    know are read a group at a time; what the put writes equals a rebuild.
+    """
+    src = tmp_path / "wide"
+    for i in range(40):
+        (src / f"d{i}" / "sub").mkdir(parents=True)
+        (src / f"d{i}" / "sub" / "f.txt").write_text(str(i))
+        (src / f"d{i}" / "same.txt").write_text("unchanged")
+    chute("put", str(src))
+    for i in range(40):
+        (src / f"d{i}" / "sub" / "f.txt").write_text(f"changed {i}")
+    shutil.rmtree(src / "d0" / "sub")
+    (src / "d1" / "sub" / "new").mkdir()
+    (src / "d1" / "sub" / "new" / "n.txt").write_text("new")
+    (src / "d2" / "sub").rename(src / "d2" / "moved")
+    asked: list[str] = []
+    real = graph_remote.RemoteStore.query
+
+    def counted(self: graph_remote.RemoteStore, query: str, **kwargs: object) -> object:
+        asked.append(query)
+        return real(self, query, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(graph_remote.RemoteStore, "query", counted)
+    chute("put", str(src))
+    if graph_backend.remote:
+        assert 0 < len(asked) <= 40  # 19 here; 294 when each directory was asked alone
+    before = _export(chute)
+    chute("graph", "rebuild")
+    after = _export(chute)
+    assert len(before) == len(after) and before.isomorphic(after)
 
 
 def test_a_graph_without_directories_is_not_asked_about_them(
