@@ -64,6 +64,14 @@ from chute.ids import SnapshotName
 Subject = ox.NamedNode | ox.BlankNode | ox.Triple
 
 
+# Directories walked at once where a walk asks the graph about them (the parents of
+# their children, their previous versions): on a SPARQL server one request per group,
+# not per directory. A put of 5% changes to `mixed`, its graph on a server, asked
+# 1,537 times one directory at a time, 78 times in groups of 16 and 38 in groups of 64
+# (7 MiB more at its peak than 16).
+WALK_GROUP = 32
+
+
 class TreeView:
     """Children and paths of entry versions: pending ones first, then the store's.
 
@@ -458,15 +466,19 @@ def unshared_nodes(view: TreeView, store: ox.Store, snapshot: str, root: str) ->
     Walk down from its root: a version dies when all its parents die. Every
     parent of a version has the version's parent path, and one tree holds
     one version of a path, so the order of the walk does not matter. The
-    parents of a directory's children are asked for together.
+    walk takes `WALK_GROUP` directories at a time: their children are read
+    together (`TreeView.prefetch`), and so are the parents of those.
     """
     if any(value(q.subject) != snapshot for q in store.quads_for_pattern(None, ROOT, n(root))):
         return set()
     dead = {root}
     frontier = [root]
     while frontier:
-        children = [c for c in view.children(frontier.pop()) if c not in dead]
-        parents = _linked_from(store, CONTAINS, children)
+        group = frontier[-WALK_GROUP:]
+        del frontier[-WALK_GROUP:]
+        view.prefetch(group)
+        children = [c for d in group for c in dict.fromkeys(view.children(d)) if c not in dead]
+        parents = _linked_from(store, CONTAINS, list(dict.fromkeys(children)))
         for child in children:
             if parents[child] <= dead:
                 dead.add(child)

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pyoxigraph as ox
 
 from chute import graph_load
-from chute.graph_changes import TreeView
+from chute.graph_changes import WALK_GROUP, TreeView
 from chute.graph_lines import (
     Attributes,
     contains_head,
@@ -44,13 +44,6 @@ if TYPE_CHECKING:
 
 Term = ox.NamedNode | ox.Literal
 _Pending = tuple[str, str, ChunkId, str | None]  # a new directory version: IRI, path, tree, old IRI
-
-# Directories walked at once (their listings decoded together) on a SPARQL server,
-# which is asked about each group in one request: a put of 5% changes to `mixed`
-# asked 1,537 times one directory at a time, 78 times in groups of 16 and 38 in
-# groups of 64 (7 MiB more at its peak). The embedded store answers as fast one
-# directory at a time: 64 at a time there, the same put peaked 9 MiB higher.
-WALK_GROUP = 32
 
 
 class TreeSource(Protocol):
@@ -209,7 +202,10 @@ class SnapshotWriter:
         version of the same directory: a child that was there already is
         known without asking the store. On a SPARQL server directories go
         `WALK_GROUP` at a time, and the server is asked about a group's
-        previous versions and new subdirectories in one request each.
+        previous versions and new subdirectories in one request each. The
+        embedded store answers as fast one directory at a time, and a group
+        decodes its listings together: 64 at a time there, a put of 5%
+        changes to `mixed` peaked 9 MiB higher.
         """
         size = WALK_GROUP if self.view.remote else 1
         stack: list[_Pending] = [(root, "", tree, self.previous_root)]
