@@ -76,11 +76,12 @@ SMALL_FILE = 16 << 10
 READ_AHEAD = 64 << 20
 # Forked processes that read, hash, cut and compress the files of small batches: in
 # threads, their system calls and per-file Python kept the walk and the workers
-# waiting on one another's GIL. They fork when the walk starts, while this process
-# is small: forked at the first small batch, after the windows and read buffers had
-# grown, each kept ~50 MiB of pages the put's process had since rewritten (copy on
-# write), and on `mixed` the put's processes together peaked at 245-276 MiB of PSS
-# instead of 170-200.
+# waiting on one another's GIL. They fork when the walk hands out its first batch of
+# files to read, before any file is read, while this process is small: forked at the
+# first small batch, after the windows and read buffers had grown, each kept ~50 MiB
+# of pages the put's process had since rewritten (copy on write), and on `mixed` the
+# put's processes together peaked at 245-276 MiB of PSS instead of 170-200. A put
+# that reads nothing (no file changed) forks none.
 READERS = 2
 
 Progress = Callable[[int, int], None]
@@ -159,6 +160,7 @@ class _Walker:
         self.listings: dict[ChunkId, bytes] = {}
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chute-put")
         self._readers: ProcessPoolExecutor | None = None  # forked, for small files
+        self._may_fork = False  # until the walk starts, from the main thread
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._one_small = threading.Lock()
         self._futures: list[Future[None]] = []
@@ -180,10 +182,8 @@ class _Walker:
         old = self._old_children(parent_root)
         top_name = os.fsdecode(name)
         self._strip = len(top_name) + 1
+        self._may_fork = stat.S_ISDIR(st.st_mode) and forked.available()
         try:
-            if stat.S_ISDIR(st.st_mode) and forked.available():
-                with contextlib.suppress(OSError):  # cannot fork: small batches stay in threads
-                    self._readers = forked.pool(READERS, _Reader(self.repo, self.writer.salt))
             top = self._visit(root, top_name, st, top_name, old, None)
             self._submit_batch()
             for future in self._futures:
@@ -323,6 +323,10 @@ class _Walker:
     def _submit_batch(self) -> None:
         if not self._batch:
             return
+        if self._may_fork:  # the first batch, from the walk: no worker thread runs yet
+            self._may_fork = False
+            with contextlib.suppress(OSError):  # cannot fork: small batches stay in threads
+                self._readers = forked.pool(READERS, _Reader(self.repo, self.writer.salt))
         small = self._batch_bytes < len(self._batch) * SMALL_FILE
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         self._slots.acquire()

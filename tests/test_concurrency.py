@@ -23,7 +23,7 @@ from lifecycleutil import (
 )
 from treeutil import snapshot_tree
 
-from chute import session
+from chute import backup, forked, session
 from chute.backup import PutOptions, PutResult
 from chute.locking import EXCLUSIVE, SHARED, lock
 from chute.repository import Repository
@@ -162,3 +162,33 @@ def test_a_put_backs_up_in_a_forked_copy_that_holds_the_lock_for_it(
     (name,) = snapshot_paths(chute)
     restore_equals(chute, name, snapshot_tree(src), tmp_path / "r")
     assert chute("find", "--json", "*").out.count('"path"') > 10  # the graph has it
+
+
+def test_readers_fork_only_for_a_put_that_reads_files(
+    tmp_path: Path, chute: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put forks its reader processes at its first batch of files to read, so one
+    that finds nothing changed forks none; what it stores restores as before."""
+    init_repo()
+    src = tmp_path / "src"
+    make_tree(src, random.Random(3))
+    forks = tmp_path / "forks"
+    forks.touch()
+    real_pool = forked.pool
+
+    def pool(workers: int, state: object) -> object:
+        with open(forks, "a") as log:  # written in the backup's forked copy
+            log.write(f"{workers}\n")
+        return real_pool(workers, state)
+
+    monkeypatch.setattr(backup.forked, "pool", pool)
+    chute("put", str(src))
+    assert forks.read_text() == f"{backup.READERS}\n"
+    chute("put", str(src))  # nothing changed: nothing to read
+    assert forks.read_text() == f"{backup.READERS}\n"
+    (src / "new.txt").write_text("a new file")
+    chute("put", str(src))
+    assert forks.read_text() == f"{backup.READERS}\n" * 2
+    names = snapshot_paths(chute)
+    assert len(names) == 3
+    restore_equals(chute, names[-1], snapshot_tree(src), tmp_path / "r")
