@@ -140,6 +140,13 @@ def _export(chute: Callable[..., Run]) -> Graph:
     return Graph().parse(data=out, format="nt")
 
 
+def _assert_a_rebuild_gives_the_same_graph(chute: Callable[..., Run]) -> None:
+    before = _export(chute)
+    chute("graph", "rebuild")
+    after = _export(chute)
+    assert len(before) == len(after) and before.isomorphic(after)
+
+
 def test_snapshot_graphs_conform_to_shapes(
     tmp_path: Path, chute: Callable[..., Run], repo_ready: None
 ) -> None:
@@ -171,13 +178,15 @@ def test_a_put_written_in_many_bulk_loads_gives_the_graph_a_rebuild_gives(
     tmp_path: Path,
     chute: Callable[..., Run],
     repo_ready: None,
+    graph_backend: GraphBackend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Batches of three lines: a put's triples reach the graph in many bulk loads (the
-    # embedded store) or requests (a server) ahead of its transaction; a rebuild
-    # reads the listings back.
+    # embedded store, which trims the heaps after every `TRIM_EVERY`-th) or requests
+    # (a server) ahead of its transaction; a rebuild reads the listings back.
     monkeypatch.setattr(graph_load, "BULK_BATCH", 3)
     batches: list[int] = []
+    trims: list[int] = []
     real = graph_load.BulkLoader.__call__
 
     def counted(self: graph_load.BulkLoader, text: str) -> None:
@@ -185,45 +194,15 @@ def test_a_put_written_in_many_bulk_loads_gives_the_graph_a_rebuild_gives(
         real(self, text)
 
     monkeypatch.setattr(graph_load.BulkLoader, "__call__", counted)
+    monkeypatch.setattr(graph_load, "release_free_memory", lambda: trims.append(len(batches)))
     src = tmp_path / "all"
     make_every_kind_tree(src)
     chute("put", str(src))
-    assert len(batches) > 10 and max(batches) == 3
+    assert len(batches) > 2 * graph_load.TRIM_EVERY and max(batches) == 3
+    assert len(trims) == (0 if graph_backend.remote else len(batches) // graph_load.TRIM_EVERY)
     (src / "extra.txt").write_text("more")
     chute("put", str(src))
-    before = _export(chute)
-    chute("graph", "rebuild")
-    after = _export(chute)
-    assert len(before) == len(after) and before.isomorphic(after)
-
-
-def test_embedded_bulk_loads_give_free_memory_back_every_few_loads(
-    tmp_path: Path,
-    chute: Callable[..., Run],
-    repo_ready: None,
-    graph_backend: GraphBackend,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The embedded store's loader trims the heaps after every `TRIM_EVERY`-th load."""
-    monkeypatch.setattr(graph_load, "BULK_BATCH", 3)
-    loads: list[str] = []
-    trims: list[int] = []
-    real = graph_load.BulkLoader.__call__
-
-    def counted(self: graph_load.BulkLoader, text: str) -> None:
-        loads.append(text)
-        real(self, text)
-
-    monkeypatch.setattr(graph_load.BulkLoader, "__call__", counted)
-    monkeypatch.setattr(graph_load, "release_free_memory", lambda: trims.append(len(loads)))
-    src = tmp_path / "all"
-    make_every_kind_tree(src)
-    chute("put", str(src))
-    assert len(loads) > 2 * graph_load.TRIM_EVERY
-    if graph_backend.remote:
-        assert trims == []
-    else:
-        assert len(trims) == len(loads) // graph_load.TRIM_EVERY
+    _assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_a_put_asks_a_server_about_directories_in_groups(
@@ -264,18 +243,12 @@ def test_a_put_asks_a_server_about_directories_in_groups(
     chute("put", str(src))
     if graph_backend.remote:
         assert 0 < len(asked) <= 40  # 19 here; 294 when each directory was asked alone
-    before = _export(chute)
-    chute("graph", "rebuild")
-    after = _export(chute)
-    assert len(before) == len(after) and before.isomorphic(after)
+    _assert_a_rebuild_gives_the_same_graph(chute)
     asked.clear()
     chute("forget", first)
     if graph_backend.remote:
         assert 0 < len(asked) <= 60  # 30 here; 182 when each directory was asked alone
-    before = _export(chute)
-    chute("graph", "rebuild")
-    after = _export(chute)
-    assert len(before) == len(after) and before.isomorphic(after)
+    _assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_a_graph_without_directories_is_not_asked_about_them(
@@ -299,10 +272,7 @@ def test_a_graph_without_directories_is_not_asked_about_them(
     assert asked == []
     chute("put", "--label", "again", str(src))  # the same directory versions, another mount
     assert asked and found == [i for batch in asked for i in batch]
-    before = _export(chute)
-    chute("graph", "rebuild")
-    after = _export(chute)
-    assert len(before) == len(after) and before.isomorphic(after)
+    _assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_forget_leaves_the_graph_a_rebuild_gives(
@@ -323,10 +293,7 @@ def test_forget_leaves_the_graph_a_rebuild_gives(
             path.write_text("changed")
     chute("put", str(src))
     chute("forget", first)
-    before = _export(chute)
-    chute("graph", "rebuild")
-    after = _export(chute)
-    assert len(before) == len(after) and before.isomorphic(after)
+    _assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_a_removal_the_graph_refuses_fails_forget_and_the_next_sync_heals_it(
