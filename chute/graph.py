@@ -53,6 +53,7 @@ from chute.graph_changes import (
     TreeView,
     append_quads,
     delete_subjects,
+    lines_of,
     orphans,
     owned_nodes,
     recorded,
@@ -275,8 +276,8 @@ class History:
         finally:
             if bulk is not None:
                 bulk.close()  # every batch loaded (or failed) before the transaction
-        inserts += (f"{q} ." for q in index_quads)
-        self._apply([f"{q} ." for q in deletes], inserts)
+        inserts += lines_of(index_quads)
+        self._apply(lines_of(deletes), inserts)
         return len(inserts) + writer.written
 
     def remove_snapshot(self, snapshot: SnapshotName | str) -> bool:
@@ -302,7 +303,7 @@ class History:
         previous = series[at - 1].iri if at > 0 else None
         following = series[at + 1].iri if at + 1 < len(series) else None
         deletes, inserts = removal_lines(self.store, self.iris, iri, previous, following)
-        deletes += (f"{q} ." for q in snapshot_quads(self.store, iri))
+        deletes += lines_of(snapshot_quads(self.store, iri))
         root = root_of(self.store, iri)
         view = TreeView(self.store, self.iris)
         dead = sorted(unshared_nodes(view, self.store, iri, root)) if root else []
@@ -331,7 +332,7 @@ class History:
                 continue
             chain = [(r.iri, root_of(self.store, r.iri)) for r in series]
             deletes, inserts = series_quads(TreeView(self.store, self.iris), mount, chain)
-            self._apply([f"{q} ." for q in deletes], [f"{q} ." for q in inserts])
+            self._apply(lines_of(deletes), lines_of(inserts))
             repaired.append(mount)
         return repaired
 

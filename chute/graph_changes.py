@@ -422,27 +422,27 @@ def removal_lines(
     deletes: list[str] = []
     inserts: list[str] = []
     for span in spans_since(store, snapshot):
-        deletes += _lines(span.quads())
+        deletes += lines_of(span.quads())
         if following is not None and span.until != following:
-            inserts += _lines(Span(span.version, following, span.until).quads())  # in the next
+            inserts += lines_of(Span(span.version, following, span.until).quads())  # in the next
     ending = spans_until(store, snapshot)
     again = spans_of(store, [s.version for s in ending], following) if following else {}
     for span in ending:
-        deletes += _lines(span.quads())
+        deletes += lines_of(span.quads())
         later = again.get(span.version)
         if later is not None:  # back again in the next snapshot: one run now
-            deletes += _lines(later.quads())
-            inserts += _lines(replace(span, until=later.until).quads())
+            deletes += lines_of(later.quads())
+            inserts += lines_of(replace(span, until=later.until).quads())
         else:
-            inserts += _lines(replace(span, until=following).quads())
+            inserts += lines_of(replace(span, until=following).quads())
     if following is not None:
-        deletes += _lines(stored_link_quads(store, following))
-        inserts += _lines(link_quads(following, iris.mount_of(following), previous))
+        deletes += lines_of(stored_link_quads(store, following))
+        inserts += lines_of(link_quads(following, iris.mount_of(following), previous))
     return deletes, inserts
 
 
-def _lines(quads: Iterable[ox.Quad]) -> list[str]:
-    """N-Triples lines of quads in the default graph."""
+def lines_of(quads: Iterable[ox.Quad]) -> list[str]:
+    """Return the N-Triples lines of quads in the default graph (what `History._apply` takes)."""
     return [f"{q} ." for q in quads]
 
 
