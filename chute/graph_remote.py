@@ -33,7 +33,10 @@ Virtuoso commits each operation of a request on its own; a new snapshot
 (the usual case, inserts only) is one operation there too, so it is also
 all or none; a rewrite of spans (a snapshot added between others, or
 forgotten) is a DELETE DATA then an INSERT DATA, and a crash between the
-two leaves spans that `History.repair` recomputes at the next sync.
+two leaves spans that `History.repair` recomputes at the next sync. The
+spans a forgotten snapshot hands on to the next one are inserted before
+the old ones are deleted: a crash between the two leaves both, and the
+next sync, which removes the snapshot again, deletes the old ones.
 
 Why not rdflib's `SPARQLUpdateStore` underneath: its connector turns every
 HTTP error into a bare `ValueError` (or returns a tuple instead of a
@@ -210,11 +213,17 @@ class RemoteStore:
         if lines:
             self.client.update(data("INSERT", self.config.graph, lines))
 
-    def apply_data(self, deletes: list[str], inserts: list[str]) -> None:
-        """Delete, then insert, N-Triples lines in one request (Virtuoso: two transactions)."""
+    def apply_data(
+        self, deletes: list[str], inserts: list[str], inserts_first: bool = False
+    ) -> None:
+        """Delete, then insert, N-Triples lines in one request (Virtuoso: two transactions).
+
+        `inserts_first` swaps the two, for lines that share no triple.
+        """
+        order = (("DELETE", deletes), ("INSERT", inserts))
         parts = [
             data(verb, self.config.graph, lines)
-            for verb, lines in (("DELETE", deletes), ("INSERT", inserts))
+            for verb, lines in (order[::-1] if inserts_first else order)
             if lines
         ]
         if parts:

@@ -171,6 +171,15 @@ def test_lines_go_in_one_request_each_as_they_are(server: GraphBackend) -> None:
     assert client.updates == 2  # nothing to send: no request
 
 
+def test_inserts_may_go_before_deletes(server: GraphBackend) -> None:
+    store, client = _store(server)
+    same = ["<urn:ex:a> <urn:ex:p> <urn:ex:b> ."]
+    store.apply_data(same, same)  # deleted (it was not there), then inserted
+    assert len(store) == 1
+    store.apply_data(same, same, inserts_first=True)  # inserted (it was there), then deleted
+    assert len(store) == 0 and client.updates == 2
+
+
 def test_unreachable_server_is_a_storage_error() -> None:
     slept: list[float] = []
     config = RemoteGraph("http://127.0.0.1:9/q", "http://127.0.0.1:9/u", G)

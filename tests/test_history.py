@@ -281,9 +281,11 @@ def test_forget_leaves_the_graph_a_rebuild_gives(
     repo_ready: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Small batches: the versions only the forgotten snapshot held go in many updates.
+    # Small batches: the spans that start at the forgotten snapshot move in many updates,
+    # and the versions only it held go in many more.
     monkeypatch.setattr(graph_changes, "QUERY_BATCH", 2)
     monkeypatch.setattr(graph_module, "REMOVE_BATCH", 3)
+    monkeypatch.setattr(graph_module, "SPAN_BATCH", 2)
     src = tmp_path / "all"
     make_every_kind_tree(src)
     first = chute("put", str(src)).out.strip()
@@ -302,7 +304,7 @@ def test_a_removal_the_graph_refuses_fails_forget_and_the_next_sync_heals_it(
     count = "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }"
     with monkeypatch.context() as patch:
 
-        def refuse(self: History, deletes: object, inserts: object) -> None:
+        def refuse(self: History, deletes: object, inserts: object, **_: object) -> None:
             raise UsageError("graph server http://g/update refused the SPARQL request: too big")
 
         patch.setattr(History, "_apply", refuse)
@@ -311,6 +313,53 @@ def test_a_removal_the_graph_refuses_fails_forget_and_the_next_sync_heals_it(
     assert len(failed.err.strip().splitlines()) == 1
     # The tombstone is written: the next command that syncs the graph removes the snapshot.
     assert chute("query", count, "--format", "csv").out.split() == ["n", "1"]
+
+
+# The versions a snapshot holds by its mount's spans: one span began at or before it and
+# none of its ends is at or before it.
+HELD = """
+SELECT ?version WHERE {
+  ?span chute:version ?version ; chute:since ?since .
+  <%s> chute:previous* ?since .
+  FILTER NOT EXISTS { ?span chute:until ?until . <%s> chute:previous* ?until }
+}"""
+
+
+def _held(chute: Callable[..., Run], snapshot: str) -> list[str]:
+    query = HELD % (snapshot, snapshot)
+    return sorted(row["version"] for row in _csv(chute("query", query, "--format", "csv").out))
+
+
+def test_a_forget_stopped_while_spans_move_leaves_the_next_snapshot_whole(
+    chute: Callable[..., Run], two_snapshots: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = two_snapshots
+    held = _held(chute, second)
+    assert len(held) > 4
+    with monkeypatch.context() as patch:
+        patch.setattr(graph_module, "SPAN_BATCH", 2)
+        applied: list[int] = []
+        apply = History._apply
+
+        def stop_after_two(
+            self: History, deletes: list[str], inserts: list[str], inserts_first: bool = False
+        ) -> None:
+            if len(applied) == 2:
+                raise UsageError("graph server http://g/update refused the SPARQL request")
+            applied.append(len(deletes))
+            apply(self, deletes, inserts, inserts_first)
+
+        patch.setattr(History, "_apply", stop_after_two)
+        failed = chute("forget", first, ok=False)
+    assert failed.code == 2 and len(failed.err.strip().splitlines()) == 1
+    assert len(applied) == 2  # two updates of two spans each went in, then one was refused
+    # The first snapshot's spans are part moved: the second holds all it held, and the next
+    # command that syncs the graph (this query) finishes the removal.
+    assert _held(chute, second) == held
+    count = "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }"
+    assert chute("query", count, "--format", "csv").out.split() == ["n", "1"]
+    assert _held(chute, second) == held
+    _assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_graph_heals_after_it_is_deleted(
