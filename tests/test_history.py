@@ -315,18 +315,20 @@ def test_a_removal_the_graph_refuses_fails_forget_and_the_next_sync_heals_it(
     assert chute("query", count, "--format", "csv").out.split() == ["n", "1"]
 
 
-# The versions a snapshot holds by its mount's spans: one span began at or before it and
-# none of its ends is at or before it.
+# The versions the later of two snapshots holds by their mount's spans: a span began at
+# one of them and did not end at either. (Not with `chute:previous*`: Virtuoso answered
+# that form with one version of the five in most runs.)
 HELD = """
-SELECT ?version WHERE {
+SELECT DISTINCT ?version WHERE {
+  VALUES ?since { <%s> <%s> }
   ?span chute:version ?version ; chute:since ?since .
-  <%s> chute:previous* ?since .
-  FILTER NOT EXISTS { ?span chute:until ?until . <%s> chute:previous* ?until }
+  OPTIONAL { ?span chute:until ?until }
+  FILTER (!BOUND(?until) || (?until != <%s> && ?until != <%s>))
 }"""
 
 
-def _held(chute: Callable[..., Run], snapshot: str) -> list[str]:
-    query = HELD % (snapshot, snapshot)
+def _held(chute: Callable[..., Run], first: str, second: str) -> list[str]:
+    query = HELD % (first, second, first, second)
     return sorted(row["version"] for row in _csv(chute("query", query, "--format", "csv").out))
 
 
@@ -334,7 +336,7 @@ def test_a_forget_stopped_while_spans_move_leaves_the_next_snapshot_whole(
     chute: Callable[..., Run], two_snapshots: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = two_snapshots
-    held = _held(chute, second)
+    held = _held(chute, first, second)
     assert len(held) > 4
     with monkeypatch.context() as patch:
         patch.setattr(graph_module, "SPAN_BATCH", 2)
@@ -355,10 +357,10 @@ def test_a_forget_stopped_while_spans_move_leaves_the_next_snapshot_whole(
     assert len(applied) == 2  # two updates of two spans each went in, then one was refused
     # The first snapshot's spans are part moved: the second holds all it held, and the next
     # command that syncs the graph (this query) finishes the removal.
-    assert _held(chute, second) == held
+    assert _held(chute, first, second) == held
     count = "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }"
     assert chute("query", count, "--format", "csv").out.split() == ["n", "1"]
-    assert _held(chute, second) == held
+    assert _held(chute, first, second) == held
     _assert_a_rebuild_gives_the_same_graph(chute)
 
 
