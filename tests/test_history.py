@@ -364,6 +364,15 @@ def test_a_forget_stopped_while_spans_move_leaves_the_next_snapshot_whole(
     _assert_a_rebuild_gives_the_same_graph(chute)
 
 
+def test_a_forget_whose_spans_the_graph_keeps_stops_with_an_error(
+    chute: Callable[..., Run], two_snapshots: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(History, "_apply", lambda self, deletes, inserts, **_: None)
+    failed = chute("forget", two_snapshots[0], ok=False)
+    assert failed.code != 0 and "kept the spans" in failed.err
+    assert len(failed.err.strip().splitlines()) == 1
+
+
 def test_graph_heals_after_it_is_deleted(
     chute: Callable[..., Run],
     two_snapshots: list[str],
