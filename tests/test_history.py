@@ -355,10 +355,12 @@ def test_a_forget_stopped_while_spans_move_leaves_the_next_snapshot_whole(
         failed = chute("forget", first, ok=False)
     assert failed.code == 2 and len(failed.err.strip().splitlines()) == 1
     assert len(applied) == 2  # two updates of two spans each went in, then one was refused
-    # The first snapshot's spans are part moved: the second holds all it held, and the next
-    # command that syncs the graph (this query) finishes the removal.
-    assert _held(chute, first, second) == held
     count = "SELECT (COUNT(?s) AS ?n) WHERE { ?s a chute:Snapshot }"
+    with monkeypatch.context() as patch:  # the graph as the forget left it: part moved
+        patch.setattr(History, "sync", lambda self, repo: [])
+        assert chute("query", count, "--format", "csv").out.split() == ["n", "2"]
+        assert _held(chute, first, second) == held
+    # The next command that syncs the graph (this query) finishes the removal.
     assert chute("query", count, "--format", "csv").out.split() == ["n", "1"]
     assert _held(chute, first, second) == held
     _assert_a_rebuild_gives_the_same_graph(chute)
