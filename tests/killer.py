@@ -9,6 +9,11 @@ crash can leave: a temporary file written but not linked, an object linked
 but its temporary not cleaned up, a deletion half done. With K = 0 nothing
 is killed and the number of mutations is written to COUNT_FILE at exit, so
 a test can pick kill points across the whole run.
+
+With KILL_AT_GRAPH_UPDATES=1 in the environment, every update of the
+embedded graph (one transaction each) is a mutation too, and a forgotten
+snapshot's spans move two at a time, so a forget can die between any two
+of its graph updates.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ def main() -> None:
 
     for name in ("link", "replace", "rename", "unlink"):
         setattr(os, name, wrap(getattr(os, name)))
+    if os.environ.get("KILL_AT_GRAPH_UPDATES"):
+        import chute.graph as graph
+
+        graph.SPAN_BATCH = 2
+        for name in ("_apply", "_update"):
+            setattr(graph.History, name, wrap(getattr(graph.History, name)))
     from chute.cli import main as chute_main
 
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyshacl
 import pytest
 from conftest import ROOT, Run
-from graphutil import GraphBackend
+from graphutil import GraphBackend, assert_a_rebuild_gives_the_same_graph, export_graph
 from rdflib import Graph
 from treeutil import make_every_kind_tree
 
@@ -135,18 +135,6 @@ def test_syntax_error_is_one_line(chute: Callable[..., Run], two_snapshots: list
     assert result.code == 2 and result.err.count("\n") == 1 and "SPARQL" in result.err
 
 
-def _export(chute: Callable[..., Run]) -> Graph:
-    out = chute("query", "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", "--format", "ntriples").out
-    return Graph().parse(data=out, format="nt")
-
-
-def _assert_a_rebuild_gives_the_same_graph(chute: Callable[..., Run]) -> None:
-    before = _export(chute)
-    chute("graph", "rebuild")
-    after = _export(chute)
-    assert len(before) == len(after) and before.isomorphic(after)
-
-
 def test_snapshot_graphs_conform_to_shapes(
     tmp_path: Path, chute: Callable[..., Run], repo_ready: None
 ) -> None:
@@ -155,7 +143,7 @@ def test_snapshot_graphs_conform_to_shapes(
     chute("put", "--tag", "t1", "--meta", "k=v", str(src))
     (src / "extra.txt").write_text("more")
     chute("put", str(src))
-    data = _export(chute)
+    data = export_graph(chute)
     shapes = Graph().parse(ROOT / "ontology" / "shapes.ttl")
     ontology = Graph().parse(ROOT / "ontology" / "chute.ttl")
     conforms, _, report = pyshacl.validate(
@@ -167,10 +155,10 @@ def test_snapshot_graphs_conform_to_shapes(
 def test_graph_rebuild_recreates_the_same_graph(
     chute: Callable[..., Run], two_snapshots: list[str], isolated_home: Path
 ) -> None:
-    before = _export(chute)
+    before = export_graph(chute)
     out = chute("graph", "rebuild").out
     assert "2 snapshots" in out
-    after = _export(chute)
+    after = export_graph(chute)
     assert len(before) == len(after) and before.isomorphic(after)
 
 
@@ -202,7 +190,7 @@ def test_a_put_written_in_many_bulk_loads_gives_the_graph_a_rebuild_gives(
     assert len(trims) == (0 if graph_backend.remote else len(batches) // graph_load.TRIM_EVERY)
     (src / "extra.txt").write_text("more")
     chute("put", str(src))
-    _assert_a_rebuild_gives_the_same_graph(chute)
+    assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_a_put_asks_a_server_about_directories_in_groups(
@@ -243,12 +231,12 @@ def test_a_put_asks_a_server_about_directories_in_groups(
     chute("put", str(src))
     if graph_backend.remote:
         assert 0 < len(asked) <= 40  # 19 here; 294 when each directory was asked alone
-    _assert_a_rebuild_gives_the_same_graph(chute)
+    assert_a_rebuild_gives_the_same_graph(chute)
     asked.clear()
     chute("forget", first)
     if graph_backend.remote:
         assert 0 < len(asked) <= 60  # 30 here; 182 when each directory was asked alone
-    _assert_a_rebuild_gives_the_same_graph(chute)
+    assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_a_graph_without_directories_is_not_asked_about_them(
@@ -272,7 +260,7 @@ def test_a_graph_without_directories_is_not_asked_about_them(
     assert asked == []
     chute("put", "--label", "again", str(src))  # the same directory versions, another mount
     assert asked and found == [i for batch in asked for i in batch]
-    _assert_a_rebuild_gives_the_same_graph(chute)
+    assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_forget_leaves_the_graph_a_rebuild_gives(
@@ -295,7 +283,7 @@ def test_forget_leaves_the_graph_a_rebuild_gives(
             path.write_text("changed")
     chute("put", str(src))
     chute("forget", first)
-    _assert_a_rebuild_gives_the_same_graph(chute)
+    assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_a_removal_the_graph_refuses_fails_forget_and_the_next_sync_heals_it(
@@ -363,7 +351,7 @@ def test_a_forget_stopped_while_spans_move_leaves_the_next_snapshot_whole(
     # The next command that syncs the graph (this query) finishes the removal.
     assert chute("query", count, "--format", "csv").out.split() == ["n", "1"]
     assert _held(chute, first, second) == held
-    _assert_a_rebuild_gives_the_same_graph(chute)
+    assert_a_rebuild_gives_the_same_graph(chute)
 
 
 def test_a_forget_whose_spans_the_graph_keeps_stops_with_an_error(
