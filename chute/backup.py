@@ -46,7 +46,7 @@ from chute.crypto import T_DATA, T_TREE, BlobCipher
 from chute.errors import ChuteError, UsageError
 from chute.excludes import ExcludeMatcher
 from chute.ids import ChunkId, SnapshotName, check_label, mount_label, timestamp_now
-from chute.repository import BlobIndex, BlobWriter, Repository, pack
+from chute.repository import ZSTD_LEVEL, BlobIndex, BlobWriter, Repository, pack
 from chute.tree import (
     Entry,
     base_entry,
@@ -619,7 +619,7 @@ class _Reader:
         data = _read_whole(fd, expected, self._buf)
         after = os.fstat(fd)
         if self._zstd is None or self._cipher is None:
-            self._zstd = zstandard.ZstdCompressor(level=3)
+            self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
             number = forked.number()
             if number == 0:
                 raise ChuteError("internal error: a reader runs outside its worker process")

@@ -56,7 +56,7 @@ from chute.crypto import F_ZSTD, SALT_SIZE, T_DATA, BlobCipher
 from chute.errors import IntegrityError, NotFound, StorageError, UsageError
 from chute.ids import ChunkId, SnapshotName, timestamp_now
 from chute.layout import INDEX, PACKS, BlobFiles, Layout
-from chute.repository import FORMAT_VERSION, Repository, pack_table
+from chute.repository import FORMAT_VERSION, ZSTD_LEVEL, Repository, pack_table
 from chute.tombstone import is_forgotten
 from chute.tree import decode_listing
 
@@ -444,7 +444,7 @@ class PackWriter:
             self._flush(len(self._buffer))
         meta = json.dumps({"kind": "pack", "created": time.time()}).encode()
         body = struct.pack(">I", len(meta)) + meta + pack_table(self._records)
-        packed = zstandard.ZstdCompressor(level=3).compress(body)
+        packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(body)
         sealed = self.cipher.seal_index(packed, self.path.encode())
         public = {
             "version": FORMAT_VERSION,

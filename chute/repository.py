@@ -74,6 +74,9 @@ FORMAT_VERSION = 1
 DEFAULT_WINDOW = 8 << 20
 RECORD = struct.Struct(">32sQIB")
 COMPRESS_MIN_GAIN = 0.97  # keep zstd output only when it saves at least 3%
+# About restic's default ("auto"); level 1 took 0.89-0.94x the time of a first backup but
+# stored 1.8% more, and v2 added 2.3% more (compressed text grew 6.6%).
+ZSTD_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -513,7 +516,7 @@ class BlobWriter:
     def _zstd(self) -> zstandard.ZstdCompressor:
         comp = getattr(self._compressor, "c", None)
         if comp is None:
-            comp = self._compressor.c = zstandard.ZstdCompressor(level=3)
+            comp = self._compressor.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         return comp
 
     def append(self, otype: int, oid: ChunkId, envelope: tuple[bytes, bytes]) -> None:
@@ -614,7 +617,7 @@ class BlobWriter:
             meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
             body = struct.pack(">I", len(meta_bytes)) + meta_bytes + table
             # Bound to the blob's name: an index copied under another name fails to open.
-            packed = zstandard.ZstdCompressor(level=3).compress(body)
+            packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(body)
             sealed = self.cipher.seal_index(packed, self.name.path.encode())
             public = {
                 "version": FORMAT_VERSION,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import chute.cli
-from chute.bench import datasets, manifest, mutate
+from chute.bench import datasets, manifest, mutate, primitives
 from chute.bench.report import PHASE_METRICS
 from chute.bench.results import PHASE_TITLES, PHASES
 from chute.bench.runner import count_paths
@@ -61,6 +61,20 @@ def test_cached_data_sets_are_reused(tmp_path: Path) -> None:
     assert marker.exists()
 
 
+def test_primitives_are_measured_on_the_samples_given(tmp_path: Path) -> None:
+    sets = _build(tmp_path)
+    text, noise = sets.mixed / "text", sets.mixed / "random"
+    speeds = primitives.measure([text], noise)
+    assert set(speeds) == set(primitives.NAMES)
+    assert all(speed > 0 for speed in speeds.values())
+    line = primitives.describe(speeds)
+    assert line.startswith("primitives on one core, MB/s: SHA-256 ")
+    assert all(name in line for name in primitives.NAMES.values())
+    # A sample is the folders' files in a fixed order, cut at SAMPLE bytes.
+    whole = b"".join(p.read_bytes() for p in sorted(noise.rglob("*")) if p.is_file())
+    assert primitives._sample([noise]) == whole[: primitives.SAMPLE]
+
+
 def test_find_output_is_counted_by_path_component() -> None:
     out = "/a/os.py\n/b/renamed-os.py\nuri,m/os.py\n-rw 12 w/x/os.py\nm/os.py  File\n/os.pyc\n"
     assert count_paths(out, "os.py") == 4
@@ -102,8 +116,13 @@ def test_quick_run_reports_every_phase_and_metric(tmp_path: Path) -> None:
     ran = sorted((s["phase"], s["tool"]) for s in data["samples"])
     assert ran == sorted((phase, t) for phase, _ in PHASES for t in tools)
 
+    speeds = data["meta"]["machine"]["primitives"]
+    assert set(speeds) == set(primitives.NAMES)
+    assert all(speed > 0 for speed in speeds.values())
+
     text = (work / "report.md").read_text(encoding="utf-8")
     assert text in done.stdout
+    assert f"- {primitives.describe(speeds)}" in text
     header = "| phase | metric | " + " | ".join(tools)
     assert header in text
     for row in data["rows"]:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from chute.bench import primitives
 from chute.bench.results import PHASE_TITLES, PHASES, TOOL_ORDER, Sample
 
 
@@ -178,6 +179,7 @@ def markdown(meta: dict[str, Any], rows: list[Row], samples: list[Sample]) -> st
         f"- machine: {machine['cores']} cores ({machine['cpu']}), "
         f"{size(machine['memory_bytes'])} memory, Linux {machine['kernel']}; "
         f"load average (1 min) {before} before the run, {after} after",
+        f"- {primitives.describe(machine.get('primitives', {}))}",
         f"- data sets ({meta['profile']}): mixed {size(mixed['bytes'])} in {mixed['files']} files "
         f"({size(mixed['stdlib_bytes'])} from {len(sets['stdlib_trees'])} standard libraries, "
         f"{mixed['random_files']} random files, {mixed['text_files']} text files); "

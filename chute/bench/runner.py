@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chute.bench import areas, datasets, manifest, measure, mutate, report, tools
+from chute.bench import areas, datasets, manifest, measure, mutate, primitives, report, tools
 from chute.bench.results import PHASES, Sample
 from chute.bench.tools import Command, Place, Tool
 
@@ -65,6 +65,9 @@ def run(opts: Options, say: Say = _say) -> int:
     samples: list[Sample] = []
     with areas.data_area(work / "data", datasets.DATA_IMAGE, opts.loop, say) as data:
         sets = datasets.ensure(opts.profile, data.path, say)
+        mixed = sets.mixed
+        speeds = primitives.measure([mixed / "text", mixed / "stdlib"], mixed / "random")
+        say(primitives.describe(speeds))
         scratch_kind = ""
         for rep in range(opts.repeat):
             order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
@@ -76,6 +79,7 @@ def run(opts: Options, say: Say = _say) -> int:
         meta = _meta(opts, chosen, sets, data.describe(), scratch_kind, drop, stamp, logs)
     # Other work on the machine skews the figures; the load average shows it.
     meta["machine"]["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    meta["machine"]["primitives"] = speeds
     rows = report.summarize(samples, [t.name for t in chosen])
     text = report.markdown(meta, rows, samples)
     print(text)
