@@ -42,11 +42,12 @@ import zstandard
 
 from chute import __version__, forked
 from chute.chunking import WHOLE_FILE_LIMIT
+from chute.compression import OFF, ZSTD_LEVEL
 from chute.crypto import T_DATA, T_TREE, BlobCipher
 from chute.errors import ChuteError, UsageError
 from chute.excludes import ExcludeMatcher
 from chute.ids import ChunkId, SnapshotName, check_label, mount_label, timestamp_now
-from chute.repository import ZSTD_LEVEL, BlobIndex, BlobWriter, Repository, pack
+from chute.repository import BlobIndex, BlobWriter, Repository, pack
 from chute.tree import (
     Entry,
     base_entry,
@@ -100,6 +101,7 @@ class PutOptions:
     excludes: ExcludeMatcher | None = None
     skip: frozenset[tuple[int, int]] = frozenset()  # (dev, ino) never to descend into
     progress: Progress | None = None
+    compression: int = ZSTD_LEVEL  # zstd's level for new chunks and listings (OFF: none)
 
 
 @dataclass
@@ -326,7 +328,8 @@ class _Walker:
         if self._may_fork:  # the first batch, from the walk: no worker thread runs yet
             self._may_fork = False
             with contextlib.suppress(OSError):  # cannot fork: small batches stay in threads
-                self._readers = forked.pool(READERS, _Reader(self.repo, self.writer.salt))
+                reader = _Reader(self.repo, self.writer.salt, self.writer.level)
+                self._readers = forked.pool(READERS, reader)
         small = self._batch_bytes < len(self._batch) * SMALL_FILE
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         self._slots.acquire()
@@ -586,12 +589,13 @@ class _Reader:
     is used twice.
     """
 
-    def __init__(self, repo: Repository, salt: bytes) -> None:
+    def __init__(self, repo: Repository, salt: bytes, level: int) -> None:
         self.chunker = repo.chunker
         self.hasher = repo.hasher
         self.index = repo.index()
         self._key = repo.key
         self._salt = salt
+        self._level = level
         self._buf = bytearray(1 << 20)
         self._zstd: zstandard.ZstdCompressor | None = None
         self._cipher: BlobCipher | None = None
@@ -619,7 +623,7 @@ class _Reader:
         data = _read_whole(fd, expected, self._buf)
         after = os.fstat(fd)
         if self._zstd is None or self._cipher is None:
-            self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+            self._zstd = zstandard.ZstdCompressor(level=max(self._level, 1))
             number = forked.number()
             if number == 0:
                 raise ChuteError("internal error: a reader runs outside its worker process")
@@ -630,7 +634,7 @@ class _Reader:
             if cid in self.index:
                 chunks.append((cid.raw, len(chunk), None))
             else:
-                packed, flags = pack(self._zstd, chunk)
+                packed, flags = pack(self._zstd, chunk) if self._level != OFF else (chunk, 0)
                 sealed = self._cipher.seal_parts(T_DATA, cid.raw, packed, flags)
                 chunks.append((cid.raw, len(chunk), sealed))
         seen = (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
@@ -794,7 +798,7 @@ def put(repo: Repository, opts: PutOptions) -> PutResult:
     parent_root = repo.read_index(parent).root if parent else None
     name = _free_name(repo, opts.domain, opts.node, mount)
     started = time.time()
-    writer = BlobWriter(repo, name)
+    writer = BlobWriter(repo, name, opts.compression)
     walker = _Walker(repo, writer, opts)
     try:
         root = walker.run(os.fsencode(source), parent_root)

@@ -181,6 +181,11 @@ def init(c: Ctx, generate_key: bool, exist_ok: bool) -> None:
 @click.option("--tag", multiple=True, help="Tag the snapshot (repeatable).")
 @click.option("--label", help="Opaque mount label for the blob name instead of the path.")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Free-form snapshot metadata.")
+@click.option(
+    "--compression",
+    metavar="LEVEL",
+    help="off, fast, auto (default), max, or a zstd level 1-19 (env CHUTE_COMPRESSION).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @common
 def put(
@@ -191,10 +196,12 @@ def put(
     tag: tuple[str, ...],
     label: str | None,
     meta: tuple[str, ...],
+    compression: str | None,
     as_json: bool,
 ) -> None:
     """Snapshot files or trees (one snapshot per PATH)."""
     from chute.backup import PutOptions
+    from chute.compression import parse
     from chute.excludes import ExcludeMatcher
     from chute.session import take_snapshot
 
@@ -211,13 +218,22 @@ def put(
     if label and len(paths) > 1:
         raise UsageError("--label names one mount: give one PATH with it")
     settings = c.settings
+    level = settings.compression if compression is None else parse(compression)
     repo = c.repo()
     skip = _own_dirs(settings, repo)
     summaries = []
     incomplete = False
     for path in paths:
         opts = PutOptions(
-            Path(path), settings.domain, settings.node, label, tag, pairs, matcher, skip
+            Path(path),
+            settings.domain,
+            settings.node,
+            label,
+            tag,
+            pairs,
+            matcher,
+            skip,
+            compression=level,
         )
         with _progress(not as_json, "put") as progress:
             opts.progress = progress

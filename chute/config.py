@@ -2,14 +2,15 @@
 
 Precedence, highest first: command-line options, environment variables
 (`CHUTE_REPO`, `CHUTE_KEY_FILE`, `CHUTE_PASSWORD`, `CHUTE_PASSWORD_FILE`,
-`CHUTE_DOMAIN`, `CHUTE_NODE`, `CHUTE_BASE_URL`, and for a graph on a SPARQL
-server `CHUTE_GRAPH`, `CHUTE_GRAPH_UPDATE`, `CHUTE_GRAPH_USER`,
-`CHUTE_GRAPH_PASSWORD`, `CHUTE_GRAPH_NAME`), a `--vars-file` (a shell
-file sourced by bash; its variables count as environment variables), the
-TOML file `$XDG_CONFIG_HOME/chute/config.toml` (keys `repo`, `key_file`,
-`password_file`, `domain`, `node`, `base_url`; the tables `[mounts]`, name =
-path of a tree `POST /chute/snapshot` may back up, and `[serve]`, settings
-of `chute serve`, see `chute.web.settings`), then defaults:
+`CHUTE_DOMAIN`, `CHUTE_NODE`, `CHUTE_BASE_URL`, `CHUTE_COMPRESSION`, and for
+a graph on a SPARQL server `CHUTE_GRAPH`, `CHUTE_GRAPH_UPDATE`,
+`CHUTE_GRAPH_USER`, `CHUTE_GRAPH_PASSWORD`, `CHUTE_GRAPH_NAME`), a
+`--vars-file` (a shell file sourced by bash; its variables count as
+environment variables), the TOML file `$XDG_CONFIG_HOME/chute/config.toml`
+(keys `repo`, `key_file`, `password_file`, `domain`, `node`, `base_url`,
+`compression`; the tables `[mounts]`, name = path of a tree
+`POST /chute/snapshot` may back up, and `[serve]`, settings of `chute
+serve`, see `chute.web.settings`), then defaults:
 
 * repository: `$XDG_DATA_HOME/chute/repo`
 * key file made by `chute init --generate-key`: `$XDG_CONFIG_HOME/chute/key`
@@ -36,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chute.compression import ZSTD_LEVEL
+from chute.compression import parse as parse_compression
 from chute.crypto import Secret
 from chute.errors import UsageError, WrongKey
 
@@ -47,13 +50,24 @@ ENV_KEYS = {
     "domain": "CHUTE_DOMAIN",
     "node": "CHUTE_NODE",
     "base_url": "CHUTE_BASE_URL",
+    "compression": "CHUTE_COMPRESSION",
     "graph": "CHUTE_GRAPH",
     "graph_update": "CHUTE_GRAPH_UPDATE",
     "graph_user": "CHUTE_GRAPH_USER",
     "graph_password": "CHUTE_GRAPH_PASSWORD",
     "graph_name": "CHUTE_GRAPH_NAME",
 }
-FILE_KEYS = ("repo", "key_file", "password_file", "domain", "node", "base_url", "mounts", "serve")
+FILE_KEYS = (
+    "repo",
+    "key_file",
+    "password_file",
+    "domain",
+    "node",
+    "base_url",
+    "compression",
+    "mounts",
+    "serve",
+)
 GRAPH_FILE_KEYS = ("graph", "graph_update", "graph_user", "graph_name")  # chute.graph_remote
 
 
@@ -97,6 +111,7 @@ class Settings:
     graph_user: str | None = None
     graph_password: str | None = None
     graph_name: str | None = None  # the named graph (default: from the repository id)
+    compression: int = ZSTD_LEVEL  # zstd's level for what puts write (0: off)
 
     @property
     def default_key_file(self) -> Path:
@@ -185,6 +200,7 @@ def load_settings(options: dict[str, Any], extra_env: dict[str, str] | None = No
         graph_user=pick("graph_user") or None,
         graph_password=pick("graph_password") or None,
         graph_name=pick("graph_name") or None,
+        compression=parse_compression(pick("compression") or "auto"),
     )
 
 

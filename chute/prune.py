@@ -52,11 +52,12 @@ from typing import Any
 
 import zstandard
 
+from chute.compression import ZSTD_LEVEL
 from chute.crypto import F_ZSTD, SALT_SIZE, T_DATA, BlobCipher
 from chute.errors import IntegrityError, NotFound, StorageError, UsageError
 from chute.ids import ChunkId, SnapshotName, timestamp_now
 from chute.layout import INDEX, PACKS, BlobFiles, Layout
-from chute.repository import FORMAT_VERSION, ZSTD_LEVEL, Repository, pack_table
+from chute.repository import FORMAT_VERSION, Repository, pack_table
 from chute.tombstone import is_forgotten
 from chute.tree import decode_listing
 

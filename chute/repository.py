@@ -44,6 +44,7 @@ import zstandard
 
 from chute import directio
 from chute.chunking import Chunker
+from chute.compression import OFF, ZSTD_LEVEL
 from chute.crypto import (
     F_ZSTD,
     SALT_SIZE,
@@ -74,9 +75,6 @@ FORMAT_VERSION = 1
 DEFAULT_WINDOW = 8 << 20
 RECORD = struct.Struct(">32sQIB")
 COMPRESS_MIN_GAIN = 0.97  # keep zstd output only when it saves at least 3%
-# About restic's default ("auto"); level 1 took 0.89-0.94x the time of a first backup but
-# stored 1.8% more, and v2 added 2.3% more (compressed text grew 6.6%).
-ZSTD_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -478,9 +476,10 @@ class BlobWriter:
     QUEUE_WINDOWS = 2
     TREE_RUN = 4 << 20
 
-    def __init__(self, repo: Repository, name: SnapshotName) -> None:
+    def __init__(self, repo: Repository, name: SnapshotName, level: int = ZSTD_LEVEL) -> None:
         self.repo = repo
         self.name = name
+        self.level = level  # zstd's, for the objects sealed here; OFF: none compressed
         self.salt = os.urandom(SALT_SIZE)
         self.cipher: BlobCipher = repo.key.blob_cipher(self.salt)
         self.window = repo.window
@@ -510,13 +509,14 @@ class BlobWriter:
         self, otype: int, oid: ChunkId, plain: bytes | memoryview, compress: bool
     ) -> tuple[bytes, bytes]:
         """Compress (where it pays) and encrypt one object; thread-safe."""
+        compress = compress and self.level != OFF
         data, flags = pack(self._zstd(), plain) if compress else (plain, 0)
         return self.cipher.seal_parts(otype, oid.raw, data, flags)
 
     def _zstd(self) -> zstandard.ZstdCompressor:
         comp = getattr(self._compressor, "c", None)
         if comp is None:
-            comp = self._compressor.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+            comp = self._compressor.c = zstandard.ZstdCompressor(level=self.level)
         return comp
 
     def append(self, otype: int, oid: ChunkId, envelope: tuple[bytes, bytes]) -> None:

@@ -36,6 +36,24 @@ def test_precedence(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert load_settings({"repo": "/from/option"}).repo == "/from/option"
 
 
+def test_compression_is_a_setting(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings({}).compression == 3  # auto
+    cfg = isolated_home / "config" / "chute"
+    cfg.mkdir(parents=True)
+    (cfg / "config.toml").write_text("compression = 'fast'\n")
+    assert load_settings({}).compression == 1
+    (cfg / "config.toml").write_text("compression = 9\n")
+    assert load_settings({}).compression == 9
+    monkeypatch.setenv("CHUTE_COMPRESSION", "off")
+    assert load_settings({}).compression == 0
+    monkeypatch.setenv("CHUTE_COMPRESSION", "MAX")
+    assert load_settings({}).compression == 12
+    monkeypatch.setenv("CHUTE_COMPRESSION", "zstd")
+    wanted = r"must be off\|fast\|auto\|max or a zstd level 1-19, not 'zstd'"
+    with pytest.raises(UsageError, match=wanted):
+        load_settings({})
+
+
 def test_bad_config_is_a_usage_error(isolated_home: Path) -> None:
     cfg = isolated_home / "config" / "chute"
     cfg.mkdir(parents=True)

@@ -451,3 +451,39 @@ def test_hard_links_share_the_content_of_the_first_path_in_every_put(
             for key in ("sha256", "chunks", "sizes"):
                 assert later[key] == first[key]
         restore_equals(chute, "latest", state, tmp_path / "r")
+
+
+def test_compression_levels_store_the_same_files_in_fewer_or_more_bytes(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None, isolated_home: Path
+) -> None:
+    from chute.bench.content import TextMaker
+
+    # Text in many small files (read by the forked readers) and a few big ones (threads).
+    rng = random.Random(7)
+    maker = TextMaker("compression-test")
+    src = tmp_path / "src"
+    for i in range(240):
+        (src / "small" / f"d{i % 6}").mkdir(parents=True, exist_ok=True)
+        text = maker.text(rng, rng.randint(2000, 6000), "log")
+        (src / "small" / f"d{i % 6}" / f"f{i}.log").write_bytes(text)
+    (src / "big").mkdir()
+    for i in range(3):
+        (src / "big" / f"b{i}.csv").write_bytes(maker.text(rng, (1 << 20) + i * 4099, "csv"))
+    raw = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    key = isolated_home / "config" / "chute" / "key"  # repo_ready's
+    stored = {}
+    for level in ("off", "fast", "auto", "max"):
+        repo = str(tmp_path / f"repo-{level}")
+        chute("init", "--repo", repo, "--key-file", str(key))
+        out = chute("put", "--repo", repo, "--compression", level, "--json", str(src)).out
+        stored[level] = json.loads(out)["stored_bytes"]
+        target = tmp_path / f"restored-{level}"
+        chute("get", "--repo", repo, "latest", "--target", str(target))
+        assert_trees_equal(src, target / "src")
+        assert json.loads(chute("check", "--repo", repo, "--read-data", "--json").out)["ok"]
+    assert stored["off"] > raw  # every chunk as it is, plus listings and envelopes
+    assert stored["off"] > 2 * stored["fast"]
+    assert stored["fast"] > stored["auto"] > stored["max"], stored
+    # Without the option, the setting decides (`auto` unless configured).
+    default = json.loads(chute("put", "--json", str(src)).out)["stored_bytes"]
+    assert stored["fast"] > default > stored["max"]

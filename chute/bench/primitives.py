@@ -20,8 +20,9 @@ from pathlib import Path
 import zstandard
 
 from chute.chunking import Chunker
+from chute.compression import ZSTD_LEVEL
 from chute.crypto import SALT_SIZE, T_DATA, MasterKey
-from chute.repository import ZSTD_LEVEL, pack
+from chute.repository import pack
 
 SAMPLE = 16 << 20  # bytes of each sample
 PASSES = 3

@@ -54,6 +54,7 @@ class SnapshotNow:
             self.settings.domain,
             self.settings.node,
             tags=tuple(tags),
+            compression=self.settings.compression,
         )
         with self._lock:
             outcome = take_snapshot(self.settings, self.repo, opts)
