@@ -86,6 +86,9 @@ READ_AHEAD = 64 << 20
 READERS = 2
 
 Progress = Callable[[int, int], None]
+# Marks an entry the walk could not read (a file: left out of its listing) or list (a
+# directory: recorded empty); never stored.
+_ERROR = "_error"
 
 
 @dataclass
@@ -300,7 +303,7 @@ class _Walker:
                 items = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             self._warn(f"cannot list {os.fsdecode(path)}: {exc.strerror}")
-            node.entry["_error"] = True
+            node.entry[_ERROR] = True
             return
         for item in items:
             name = os.fsdecode(item.name)
@@ -352,7 +355,7 @@ class _Walker:
         reads = self._readers.submit(_read_in_worker, files).result()
         for job, read in zip(batch, reads, strict=True):
             if read.error is not None:
-                job.entry["_error"] = True
+                job.entry[_ERROR] = True
                 self._warn(f"cannot read {os.fsdecode(job.path)}: {read.error}")
             else:
                 ids = [self._store_sealed(*chunk) for chunk in read.chunks]
@@ -374,7 +377,7 @@ class _Walker:
                 raise fd
             self._process_file(path, entry, fd)
         except OSError as exc:
-            entry["_error"] = True
+            entry[_ERROR] = True
             self._warn(f"cannot read {os.fsdecode(path)}: {exc.strerror}")
 
     def _process_file(self, path: bytes, entry: Entry, fd: int) -> None:
@@ -528,9 +531,11 @@ class _Walker:
         entries: list[Entry] = []
         for child in children:
             entry = child.entry if isinstance(child, _Dir) else child
-            if entry.get("type") == "file" and entry.get("_error"):
-                continue
-            entries.append({k: v for k, v in entry.items() if not k.startswith("_")})
+            if _ERROR in entry:  # the walk's only private key
+                if entry["type"] == "file":
+                    continue  # not read: left out
+                entry = {k: v for k, v in entry.items() if k != _ERROR}  # unlistable: empty
+            entries.append(entry)  # as it is: a copy per entry cost 2-4 us (50k files: 0.1-0.2 s)
         if old is not None and old.same(entries):
             return old.tree  # the same entries in the same order: the same canonical bytes
         data = encode_listing(entries)

@@ -487,3 +487,35 @@ def test_compression_levels_store_the_same_files_in_fewer_or_more_bytes(
     # Without the option, the setting decides (`auto` unless configured).
     default = json.loads(chute("put", "--json", str(src)).out)["stored_bytes"]
     assert stored["fast"] > default > stored["max"]
+
+
+def test_a_directory_that_cannot_be_listed_is_kept_empty_and_reported(
+    tmp_path: Path, chute: Callable[..., Run], repo_ready: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chute.backup as backup
+
+    src = tmp_path / "src"
+    (src / "closed").mkdir(parents=True)
+    (src / "closed" / "inside.txt").write_text("unseen")
+    (src / "open.txt").write_text("seen")
+    real_scandir = os.scandir
+
+    def refuse(path: str | bytes) -> object:  # (`os` is shared: the store lists with it too)
+        if os.fsencode(path).endswith(b"/src/closed"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(backup.os, "scandir", refuse)
+    result = chute("put", "--json", str(src), ok=False)
+    assert result.code == 3
+    assert "cannot list" in result.err and "closed: Permission denied" in result.err
+    monkeypatch.setattr(backup.os, "scandir", real_scandir)
+    target = tmp_path / "r"
+    chute("get", "latest", "--target", str(target))
+    assert sorted(p.name for p in (target / "src").iterdir()) == ["closed", "open.txt"]
+    assert list((target / "src" / "closed").iterdir()) == []
+    # What the walk marked stays out of the stored listing.
+    repo = open_repo()
+    _, entry = find_entry(repo, repo.read_index(repo.snapshots()[-1]), "src/closed")
+    assert entry is not None and entry["type"] == "dir"
+    assert not [key for key in entry if key.startswith("_")]
