@@ -200,8 +200,13 @@ def load_settings(options: dict[str, Any], extra_env: dict[str, str] | None = No
         graph_user=pick("graph_user") or None,
         graph_password=pick("graph_password") or None,
         graph_name=pick("graph_name") or None,
-        compression=parse_compression(pick("compression") or "auto"),
+        compression=parse_compression(_given(pick("compression"), "auto")),
     )
+
+
+def _given(value: Any, default: str) -> Any:
+    """Return a setting as given, or `default` if it is unset (a TOML 0 stays 0)."""
+    return default if value is None or value == "" else value
 
 
 def _table(file: dict[str, Any], key: str) -> dict[str, Any]:

@@ -44,6 +44,10 @@ def test_compression_is_a_setting(isolated_home: Path, monkeypatch: pytest.Monke
     assert load_settings({}).compression == 1
     (cfg / "config.toml").write_text("compression = 9\n")
     assert load_settings({}).compression == 9
+    (cfg / "config.toml").write_text("compression = 0\n")  # not "unset": off is a word
+    with pytest.raises(UsageError, match="not 0"):
+        load_settings({})
+    (cfg / "config.toml").write_text("compression = 9\n")
     monkeypatch.setenv("CHUTE_COMPRESSION", "off")
     assert load_settings({}).compression == 0
     monkeypatch.setenv("CHUTE_COMPRESSION", "MAX")

@@ -1,9 +1,11 @@
 """How fast this machine runs the primitives of chute's data path, on one core.
 
 The ratios of a run only mean something beside the machine that made them:
-the same code on another processor kind moved zstd level 3 on text from
-~320 MB/s to ~110-150 and SHA-256 from ~1,800 to ~980, and a first backup,
-which spends a quarter of its CPU time in zstd, with them. So the report
+on another processor kind zstd level 3 compressed text at 120-190 MB/s
+instead of ~320, and SHA-256 ran at 1,100-1,400 instead of ~1,800 (and
+each moved between two calls 45 minutes apart on the same shared machine);
+a first backup, which spends a quarter of its CPU time in zstd, moves with
+them. So the report
 says what each primitive does here, measured through chute's own classes on
 samples of the data set (text for the compressor, random bytes for the
 rest), best of a few passes, before any tool runs.
@@ -27,7 +29,7 @@ from chute.repository import pack
 SAMPLE = 16 << 20  # bytes of each sample
 PASSES = 3
 
-# (name, what the sample is) in the order the report prints them.
+# Each primitive's name in the report, in the order it prints them.
 NAMES = {
     "sha256": "SHA-256",
     "blake3": "keyed BLAKE3 ids",
