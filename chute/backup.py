@@ -40,9 +40,9 @@ from typing import Any
 
 import zstandard
 
-from chute import __version__, forked
+from chute import __version__, compression, forked
 from chute.chunking import WHOLE_FILE_LIMIT
-from chute.compression import OFF, ZSTD_LEVEL
+from chute.compression import ZSTD_LEVEL
 from chute.crypto import T_DATA, T_TREE, BlobCipher
 from chute.errors import ChuteError, UsageError
 from chute.excludes import ExcludeMatcher
@@ -627,8 +627,8 @@ class _Reader:
             self._buf = bytearray(expected + 1)
         data = _read_whole(fd, expected, self._buf)
         after = os.fstat(fd)
-        if self._zstd is None or self._cipher is None:
-            self._zstd = zstandard.ZstdCompressor(level=max(self._level, 1))
+        if self._cipher is None:
+            self._zstd = compression.compressor(self._level)
             number = forked.number()
             if number == 0:
                 raise ChuteError("internal error: a reader runs outside its worker process")
@@ -639,7 +639,7 @@ class _Reader:
             if cid in self.index:
                 chunks.append((cid.raw, len(chunk), None))
             else:
-                packed, flags = pack(self._zstd, chunk) if self._level != OFF else (chunk, 0)
+                packed, flags = pack(self._zstd, chunk)
                 sealed = self._cipher.seal_parts(T_DATA, cid.raw, packed, flags)
                 chunks.append((cid.raw, len(chunk), sealed))
         seen = (after.st_size, after.st_mtime_ns, after.st_ctime_ns)

@@ -17,7 +17,12 @@ imports zstandard: every command resolves its settings.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chute.errors import UsageError
+
+if TYPE_CHECKING:
+    import zstandard
 
 ZSTD_LEVEL = 3  # `auto`
 MAX_LEVEL = 19  # zstd's levels above this need far more memory to write
@@ -34,3 +39,12 @@ def parse(value: str | int) -> int:
         return int(text)
     names = "|".join(NAMES)
     raise UsageError(f"compression must be {names} or a zstd level 1-{MAX_LEVEL}, not {value!r}")
+
+
+def compressor(level: int) -> zstandard.ZstdCompressor | None:
+    """Return a compressor for `level` (one per thread: they are not shared), None if off."""
+    if level == OFF:
+        return None
+    import zstandard  # only the commands that write pay for it
+
+    return zstandard.ZstdCompressor(level=level)

@@ -42,9 +42,9 @@ from typing import Any
 
 import zstandard
 
-from chute import directio
+from chute import compression, directio
 from chute.chunking import Chunker
-from chute.compression import OFF, ZSTD_LEVEL
+from chute.compression import ZSTD_LEVEL
 from chute.crypto import (
     F_ZSTD,
     SALT_SIZE,
@@ -448,9 +448,14 @@ class Repository:
 
 
 def pack(
-    compressor: zstandard.ZstdCompressor, plain: bytes | memoryview
+    compressor: zstandard.ZstdCompressor | None, plain: bytes | memoryview
 ) -> tuple[bytes | memoryview, int]:
-    """Return an object's stored form and flags: zstd where it saves enough, else as is."""
+    """Return an object's stored form and flags: zstd where it saves enough, else as is.
+
+    No compressor (`--compression off`): as is.
+    """
+    if compressor is None:
+        return plain, 0
     packed = compressor.compress(plain)
     if len(packed) < len(plain) * COMPRESS_MIN_GAIN:
         return packed, F_ZSTD
@@ -479,7 +484,7 @@ class BlobWriter:
     def __init__(self, repo: Repository, name: SnapshotName, level: int = ZSTD_LEVEL) -> None:
         self.repo = repo
         self.name = name
-        self.level = level  # zstd's, for the objects sealed here; OFF: none compressed
+        self.level = level  # zstd's, for the objects sealed here (compression.OFF: none)
         self.salt = os.urandom(SALT_SIZE)
         self.cipher: BlobCipher = repo.key.blob_cipher(self.salt)
         self.window = repo.window
@@ -509,14 +514,13 @@ class BlobWriter:
         self, otype: int, oid: ChunkId, plain: bytes | memoryview, compress: bool
     ) -> tuple[bytes, bytes]:
         """Compress (where it pays) and encrypt one object; thread-safe."""
-        compress = compress and self.level != OFF
         data, flags = pack(self._zstd(), plain) if compress else (plain, 0)
         return self.cipher.seal_parts(otype, oid.raw, data, flags)
 
-    def _zstd(self) -> zstandard.ZstdCompressor:
-        comp = getattr(self._compressor, "c", None)
-        if comp is None:
-            comp = self._compressor.c = zstandard.ZstdCompressor(level=self.level)
+    def _zstd(self) -> zstandard.ZstdCompressor | None:
+        if not hasattr(self._compressor, "c"):
+            self._compressor.c = compression.compressor(self.level)
+        comp: zstandard.ZstdCompressor | None = self._compressor.c
         return comp
 
     def append(self, otype: int, oid: ChunkId, envelope: tuple[bytes, bytes]) -> None:

@@ -40,6 +40,8 @@ from procutil import all_ended, wait_for_children
 from rdflib import RDF, URIRef
 from treeutil import snapshot_tree
 
+from chute.graph_terms import CHUTE as CHUTE_NS
+
 pytestmark = pytest.mark.slow
 
 KILLED = -signal.SIGKILL
@@ -181,7 +183,6 @@ def test_forget_killed_at_every_point(
         _verify(chute, states, tmp_path)
 
 
-CHUTE_NS = "https://w3id.org/chute/ns#"
 # The series and span index: what forget rewrites, and what must match a rebuild exactly.
 INDEX_PREDICATES = {
     URIRef(CHUTE_NS + p) for p in ("version", "since", "until", "previous", "snapshotOf", "root")
