@@ -242,15 +242,7 @@ def put(
         for warning in stats.warnings:
             click.echo(f"warning: {warning}", err=True)
         incomplete = incomplete or bool(stats.warnings)
-        summaries.append(
-            {
-                "uri": outcome.uri,
-                "snapshot": outcome.result.index.name.path,
-                "triples_added": outcome.triples,
-                "warnings": stats.warnings,
-                **stats.as_dict(),
-            }
-        )
+        summaries.append(outcome.summary())
         if not as_json:
             click.echo(outcome.uri)
     if as_json:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chute import forked
 from chute.backup import Progress, PutOptions, PutResult, put
@@ -95,11 +96,31 @@ def select_snapshot(repo: Repository, selector: str) -> SnapshotName:
 
 @dataclass(frozen=True)
 class PutOutcome:
-    """A committed snapshot and how many triples it added to the graph."""
+    """A committed snapshot, how many triples it added to the graph, and how long each took.
+
+    `backup_seconds` is the wall time of the backup (walk, read, chunk,
+    compress, encrypt, write, commit the blob); `graph_seconds` that of
+    recording it in the graph (its triples, then a sync with the snapshots
+    other puts committed meanwhile).
+    """
 
     result: PutResult
     uri: str
     triples: int
+    backup_seconds: float
+    graph_seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """Return what `chute put --json` and `POST /chute/snapshot` answer."""
+        return {
+            "uri": self.uri,
+            "snapshot": self.result.index.name.path,
+            "triples_added": self.triples,
+            "warnings": self.result.stats.warnings,
+            **self.result.stats.as_dict(),
+            "backup_seconds": round(self.backup_seconds, 3),
+            "graph_seconds": round(self.graph_seconds, 3),
+        }
 
 
 def take_snapshot(settings: Settings, repo: Repository, opts: PutOptions) -> PutOutcome:
@@ -107,8 +128,10 @@ def take_snapshot(settings: Settings, repo: Repository, opts: PutOptions) -> Put
     with lock(repo.store, SHARED, "put") as held:
         # Opened after the lock: the chunk index it loads cannot lose a window to prune.
         locked = repo.with_store(GuardedStore(repo.store, held))
+        started = time.perf_counter()
         result = _backup(locked, opts, held)
         held.verify()  # the lease held all along, so no prune ran under this put
+        backed_up = time.perf_counter()
         try:
             with history(settings, locked, sync=False) as graph:
                 triples = graph.add_snapshot(locked, result.index, result.listings)
@@ -121,7 +144,8 @@ def take_snapshot(settings: Settings, repo: Repository, opts: PutOptions) -> Put
                 f"{exc.message} (snapshot {result.index.name.path} is stored; the next command"
                 " that opens the graph adds it)"
             ) from exc
-    return PutOutcome(result, result.index.name.uri(settings.base_url), triples)
+    uri = result.index.name.uri(settings.base_url)
+    return PutOutcome(result, uri, triples, backed_up - started, time.perf_counter() - backed_up)
 
 
 def _backup(repo: Repository, opts: PutOptions, held: Lock) -> PutResult:

@@ -20,7 +20,7 @@ from chute.bench import datasets, manifest, mutate, primitives
 from chute.bench.report import PHASE_METRICS
 from chute.bench.results import PHASE_TITLES, PHASES
 from chute.bench.runner import count_paths
-from chute.bench.tools import Chute
+from chute.bench.tools import Chute, Restic
 
 KiB = 1 << 10
 
@@ -80,6 +80,14 @@ def test_find_output_is_counted_by_path_component() -> None:
     assert count_paths(out, "os.py") == 4
 
 
+def test_the_graph_phase_is_read_from_chute_put_summary_only() -> None:
+    chute_tool = Chute("chute")
+    assert chute_tool.graph_seconds('{"graph_seconds": 1.25, "files": 3}') == 1.25
+    for output in ("", "not json", "[1, 2]", '{"files": 3}', '{"graph_seconds": "soon"}'):
+        assert chute_tool.graph_seconds(output) is None, output
+    assert Restic().graph_seconds('{"graph_seconds": 1.25}') is None
+
+
 def test_the_measured_chute_runs_from_compiled_bytecode() -> None:
     script = Chute.locate()
     if script != str(Path(sys.executable).with_name("chute")):
@@ -113,6 +121,14 @@ def test_quick_run_reports_every_phase_and_metric(tmp_path: Path) -> None:
             assert set(row["values"].values()) == {True}
         if row["metric"] == "matches":
             assert set(row["values"].values()) == {data["meta"]["find"]["expected"]}
+    values = {(r["phase"], r["metric"]): r["values"] for r in data["rows"]}
+    for phase in ("backup-1", "backup-2", "backup-nochange", "smallfiles"):
+        wall, graph = values[(phase, "wall")], values[(phase, "graph")]
+        assert 0 < graph["chute"] < wall["chute"]  # from chute's own summary
+        assert all(graph[t] is None for t in tools[1:])  # the others keep no graph
+        without = values[(phase, "wall_without_graph")]
+        assert without["chute"] == pytest.approx(wall["chute"] - graph["chute"])
+        assert all(without[t] == wall[t] for t in tools[1:])
     ran = sorted((s["phase"], s["tool"]) for s in data["samples"])
     assert ran == sorted((phase, t) for phase, _ in PHASES for t in tools)
 

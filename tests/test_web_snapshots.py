@@ -169,6 +169,7 @@ def test_snapshot_now(node: Node, server: str) -> None:
     made = request(server, "POST", "/chute/snapshot", body, {}, node.tokens["admin"])
     assert made.status == 201, made.body
     uri = made.json()["uri"]
+    assert made.json()["triples_added"] > 0 and made.json()["graph_seconds"] > 0
     assert made.header("Location") == f"/chute/blob/{made.json()['snapshot']}/"
     listed = request(server, "GET", "/chute/snapshots", token=node.tokens["reader"]).json()
     assert uri in [row["uri"] for row in listed] and listed[-1]["tags"] == ["web"]

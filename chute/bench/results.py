@@ -25,8 +25,10 @@ class Sample:
 
     `added_bytes` is the growth of the repository during the phase;
     `state_bytes` the size of the tool's HOME afterwards (its caches, keys
-    and, for chute, the history graph). `ok` is false when the command
-    failed, the restore did not match its source, or the phase was skipped.
+    and, for chute, the history graph); `graph` the seconds a chute backup
+    spent recording its snapshot in the graph (from its `--json` summary).
+    `ok` is false when the command failed, the restore did not match its
+    source, or the phase was skipped.
     """
 
     rep: int
@@ -44,5 +46,11 @@ class Sample:
     state_bytes: int | None = None
     verified: bool | None = None
     matches: int | None = None
+    graph: float | None = None
     skipped: bool = False
     note: str = ""
+
+    @property
+    def wall_without_graph(self) -> float | None:
+        """The wall time less chute's graph phase (for the other tools, all of it)."""
+        return None if self.wall is None else self.wall - (self.graph or 0.0)

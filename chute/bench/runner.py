@@ -200,7 +200,17 @@ class _Repetition:
         )
 
     def _backup(self, phase: str, tool: Tool, snapshot: str) -> Sample:
-        return self._measured(phase, tool, tool.backup(self._place(tool), self.source, snapshot))
+        place = self._place(tool)
+        return self._backed_up(phase, tool, tool.backup(place, self.source, snapshot), place)
+
+    def _backed_up(self, phase: str, tool: Tool, command: Command, place: Place) -> Sample:
+        """Run a backup command; note how much of it was chute's graph phase."""
+        sample = self._measured(phase, tool, command, place)
+        if not sample.ok:
+            return sample
+        out = self.logs / f"{phase}.{tool.name}.out"
+        graph = tool.graph_seconds(out.read_text(encoding="utf-8", errors="replace"))
+        return dataclasses.replace(sample, graph=graph)
 
     def _restore(self, tool: Tool) -> Sample:
         target = self.scratch / "restore" / tool.name
@@ -244,7 +254,7 @@ class _Repetition:
         for tool in self.order:
             if tool.name in ready:
                 command = tool.backup(places[tool.name], self.sets.smallfiles, "s1")
-                self._keep(self._measured("smallfiles", tool, command, places[tool.name]))
+                self._keep(self._backed_up("smallfiles", tool, command, places[tool.name]))
 
 
 def count_paths(output: str, name: str) -> int:

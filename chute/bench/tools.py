@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import compileall
 import glob
+import json
 import os
 import shlex
 import shutil
@@ -110,6 +111,13 @@ class Tool(ABC):
         """Tell whether `find` lists a path once per snapshot (not once per version)."""
         return True
 
+    def graph_seconds(self, output: str) -> float | None:
+        """Return how long a backup spent recording its history graph, from its output.
+
+        Only chute keeps such a graph; for the others, None.
+        """
+        return None
+
 
 def _output(*argv: str) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -173,6 +181,13 @@ class Chute(Tool):
 
     def backup(self, place: Place, source: Path, snapshot: str) -> Command:
         return Command((self.binary, "put", str(source), "--json"))
+
+    def graph_seconds(self, output: str) -> float | None:
+        try:
+            seconds = json.loads(output)["graph_seconds"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return float(seconds) if isinstance(seconds, int | float) else None
 
     def restore(self, place: Place, target: Path, snapshot: str) -> Command:
         return Command((self.binary, "get", "latest", "--target", str(target), "--json"))

@@ -61,10 +61,4 @@ class SnapshotNow:
         name = outcome.result.index.name
         resp.status = falcon.HTTP_201
         resp.location = f"/chute/blob/{name.path}/"
-        resp.media = {
-            "uri": outcome.uri,
-            "snapshot": name.path,
-            "triples_added": outcome.triples,
-            "warnings": outcome.result.stats.warnings,
-            **outcome.result.stats.as_dict(),
-        }
+        resp.media = outcome.summary()
