@@ -83,7 +83,8 @@ def test_find_output_is_counted_by_path_component() -> None:
 def test_the_graph_phase_is_read_from_chute_put_summary_only() -> None:
     chute_tool = Chute("chute")
     assert chute_tool.graph_seconds('{"graph_seconds": 1.25, "files": 3}') == 1.25
-    for output in ("", "not json", "[1, 2]", '{"files": 3}', '{"graph_seconds": "soon"}'):
+    wrong = ('{"files": 3}', '{"graph_seconds": "soon"}', '{"graph_seconds": true}')
+    for output in ("", "not json", "[1, 2]", *wrong):
         assert chute_tool.graph_seconds(output) is None, output
     assert Restic().graph_seconds('{"graph_seconds": 1.25}') is None
 

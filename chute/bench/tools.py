@@ -187,7 +187,9 @@ class Chute(Tool):
             seconds = json.loads(output)["graph_seconds"]
         except (ValueError, KeyError, TypeError):
             return None
-        return float(seconds) if isinstance(seconds, int | float) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            return None
+        return float(seconds)
 
     def restore(self, place: Place, target: Path, snapshot: str) -> Command:
         return Command((self.binary, "get", "latest", "--target", str(target), "--json"))
