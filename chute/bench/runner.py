@@ -166,6 +166,15 @@ class _Repetition:
             line += f"  +{report.size(sample.added_bytes)}"
         self.say(line + ("" if sample.ok else f"  FAILED: {sample.note}"))
 
+    def _log(self, step: str, tool: Tool) -> Path:
+        """Where a measured step's output goes (`measure.run` adds .out and .err)."""
+        return self.logs / f"{step}.{tool.name}"
+
+    def _output(self, step: str, tool: Tool) -> str:
+        """Return what a measured step printed."""
+        log = self._log(step, tool)
+        return log.with_name(log.name + ".out").read_text(encoding="utf-8", errors="replace")
+
     def _measured(
         self,
         phase: str,
@@ -178,7 +187,7 @@ class _Repetition:
         place = place or self._place(tool)
         before = areas.tree_bytes(place.repo)
         areas.settle(self.drop)
-        log = self.logs / f"{step or phase}.{tool.name}"
+        log = self._log(step or phase, tool)
         done = measure.run(command.argv, tool.env(place), log, command.cwd)
         after = areas.tree_bytes(place.repo)
         ok = done.exit_code == 0
@@ -208,8 +217,7 @@ class _Repetition:
         sample = self._measured(phase, tool, command, place)
         if not sample.ok:
             return sample
-        out = self.logs / f"{phase}.{tool.name}.out"
-        graph = tool.graph_seconds(out.read_text(encoding="utf-8", errors="replace"))
+        graph = tool.graph_seconds(self._output(phase, tool))
         return dataclasses.replace(sample, graph=graph)
 
     def _restore(self, tool: Tool) -> Sample:
@@ -233,7 +241,7 @@ class _Repetition:
         sample = self._measured("find", tool, tool.find(self._place(tool), name))
         if not sample.ok:
             return sample
-        out = (self.logs / f"find.{tool.name}.out").read_text(encoding="utf-8", errors="replace")
+        out = self._output("find", tool)
         found = count_paths(out, name)
         expected = expected_matches(self.sets, name)
         wrong = found != expected if tool.find_per_snapshot else found == 0
